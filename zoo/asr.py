@@ -1,0 +1,191 @@
+"""``TransducerASR``: featurizer + streaming encoder + predictor + joiner + tokenizer, with
+``transcribe()`` and ``stream()``. This is what ``zoo.from_pretrained`` returns for ASR models."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from zoo.audio import load_audio, prepare_waveform
+from zoo.decoding import GreedyState, beam_search, greedy_search, init_greedy_state
+from zoo.errors import ZooError
+from zoo.nets import FbankFeaturizer, Joiner, LSTMPredictor, build_encoder
+from zoo.text import CharTokenizer
+
+
+class TransducerASR(nn.Module):
+    """An RNN-T speech recogniser over raw audio.
+
+    Args:
+        encoder: ``{"name": <ENCODERS key>, **kwargs}``.
+        predictor, joiner, featurizer: kwargs of LSTMPredictor, Joiner, FbankFeaturizer.
+        tokenizer: a CharTokenizer / SentencePieceTokenizer (not a module; saved beside the weights).
+    """
+
+    architecture = "transducer"
+
+    def __init__(self, encoder: dict, predictor: dict | None = None, joiner: dict | None = None,
+                 featurizer: dict | None = None, tokenizer=None):
+        super().__init__()
+        self.tokenizer = tokenizer or CharTokenizer()
+        v = self.tokenizer.vocab_size
+        self.featurizer = FbankFeaturizer(**(featurizer or {}))
+        self.encoder = build_encoder(encoder, self.featurizer.dim)
+        self._encoder_name = encoder["name"]
+        self.predictor = LSTMPredictor(v, **(predictor or {}))
+        self.joiner = Joiner(self.encoder.output_dim, self.predictor.output_dim, v, **(joiner or {}))
+
+    # --- config ---------------------------------------------------------------------------------
+    def config(self) -> dict:
+        return {"featurizer": self.featurizer.config(),
+                "encoder": {"name": self._encoder_name, **self.encoder.config()},
+                "predictor": self.predictor.config(), "joiner": self.joiner.config()}
+
+    @property
+    def sample_rate(self) -> int:
+        return self.featurizer.sample_rate
+
+    @property
+    def frame_ms(self) -> float:
+        """Encoder output frame shift in ms."""
+        return self.featurizer.hop * self.encoder.subsampling * 1000 / self.sample_rate
+
+    def streaming_info(self, chunk_ms: float = 160.0) -> dict:
+        """Algorithmic latency = chunk + analysis-window look-ahead + encoder look-ahead."""
+        win_ms = (self.featurizer.win - self.featurizer.hop) * 1000 / self.sample_rate
+        la_ms = self.encoder.lookahead_frames * self.featurizer.hop * 1000 / self.sample_rate
+        return {"supported": True, "frame_ms": self.frame_ms, "chunk_ms": chunk_ms,
+                "algorithmic_latency_ms": chunk_ms + win_ms + la_ms}
+
+    # --- batch inference ------------------------------------------------------------------------
+    def encode(self, wav: torch.Tensor, lengths: torch.Tensor):
+        """(B, S) audio, (B,) sample counts -> (B, T', D) encoder output, (B,) frame counts."""
+        feats, flens = self.featurizer(wav, lengths)
+        return self.encoder(feats, flens)
+
+    def decode(self, enc: torch.Tensor, lengths: torch.Tensor, beam_size: int = 1) -> list[list[int]]:
+        if beam_size <= 1:
+            return greedy_search(self, enc, lengths).hyps
+        return [beam_search(self, enc[i], int(lengths[i]), beam_size) for i in range(enc.shape[0])]
+
+    def _load_inputs(self, inputs, sample_rate: int | None) -> list[torch.Tensor]:
+        out = []
+        for i, x in enumerate(inputs):
+            if isinstance(x, (str, os.PathLike)):
+                out.append(load_audio(x, self.sample_rate))
+            else:
+                if sample_rate is None:
+                    raise ZooError("pass sample_rate= when transcribing waveforms")
+                out.append(prepare_waveform(x, sample_rate, self.sample_rate, name=f"waveform {i}"))
+        return out
+
+    @torch.inference_mode()
+    def transcribe(self, inputs: Sequence | str | torch.Tensor, sample_rate: int | None = None,
+                   batch_size: int = 8, beam_size: int = 1, progress: bool = False) -> list[str]:
+        """Transcribe audio files (paths) or waveforms ((S,) or (C, S) with ``sample_rate``).
+
+        Returns one string per input, in order.
+        """
+        if isinstance(inputs, (str, os.PathLike)) or (torch.is_tensor(inputs) and inputs.dim() == 1):
+            inputs = [inputs]
+        inputs = list(inputs)
+        was_training = self.training
+        self.eval()
+        texts: list[str] = [""] * len(inputs)
+        order = list(range(len(inputs)))
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        it: Iterable = batches
+        if progress:
+            from rich.progress import track
+            it = track(batches, description="transcribing", transient=True)
+        for idx in it:
+            wavs = self._load_inputs([inputs[i] for i in idx], sample_rate)
+            lens = torch.tensor([w.numel() for w in wavs])
+            batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+            enc, elens = self.encode(batch, lens)
+            for i, toks in zip(idx, self.decode(enc, elens, beam_size)):
+                texts[i] = self.tokenizer.decode(toks)
+        self.train(was_training)
+        return texts
+
+    def stream(self, chunk_ms: float = 160.0) -> "StreamingSession":
+        """A streaming session (greedy search) that accepts audio of any length at a time."""
+        return StreamingSession(self, chunk_ms)
+
+
+@dataclass
+class StreamResult:
+    new_text: str  # text completed by this call (may be "")
+    text: str      # everything recognised so far
+
+
+class StreamingSession:
+    """Chunk-by-chunk recognition over ``encoder.stream_step``; equals ``transcribe()`` (greedy).
+
+    Audio is cut into ``chunk_ms`` chunks; each complete chunk is featurized, encoded and decoded.
+    ``finalize()`` flushes the last partial chunk. State: featurizer leftover samples, feature frames
+    not yet a multiple of the encoder's subsampling, encoder state, predictor state + hypothesis.
+    """
+
+    def __init__(self, model: TransducerASR, chunk_ms: float = 160.0):
+        if chunk_ms <= 0:
+            raise ZooError("chunk_ms must be positive")
+        self.model = model.eval()
+        self.chunk = max(1, int(round(model.sample_rate * chunk_ms / 1000)))
+        self.reset()
+
+    def reset(self) -> None:
+        self._samples = torch.zeros(1, 0)
+        self._pending = torch.zeros(1, 0)
+        self._frames = torch.zeros(1, 0, self.model.featurizer.dim)
+        self._enc_state = self.model.encoder.init_state(1)
+        self._dec: GreedyState = init_greedy_state(self.model, 1)
+        self._t = 0
+        self._text = ""
+
+    @property
+    def tokens(self) -> list[int]:
+        return list(self._dec.hyps[0])
+
+    @torch.inference_mode()
+    def _process(self, wav: torch.Tensor) -> None:
+        m = self.model
+        feats, self._pending = m.featurizer.stream_step(wav, self._pending)
+        self._frames = torch.cat([self._frames, feats], dim=1)
+        n = (self._frames.shape[1] // m.encoder.subsampling) * m.encoder.subsampling
+        if n == 0:
+            return
+        enc, self._enc_state = m.encoder.stream_step(self._frames[:, :n], self._enc_state)
+        self._frames = self._frames[:, n:]
+        greedy_search(m, enc, torch.tensor([enc.shape[1]]), self._dec, frame_offset=self._t)
+        self._t += enc.shape[1]
+
+    def _result(self) -> StreamResult:
+        text = self.model.tokenizer.decode(self._dec.hyps[0])
+        new = text[len(self._text):] if text.startswith(self._text) else text
+        self._text = text
+        return StreamResult(new_text=new.strip(), text=text)
+
+    def accept_waveform(self, wav, sample_rate: int | None = None) -> StreamResult:
+        """Push (S,) samples at the model's rate; returns the new text and the text so far."""
+        sr = sample_rate or self.model.sample_rate
+        if sr != self.model.sample_rate:
+            raise ZooError(f"stream audio must be {self.model.sample_rate} Hz (got {sr}); resample it first")
+        wav = torch.as_tensor(wav, dtype=torch.float32).reshape(1, -1)
+        if not torch.isfinite(wav).all():
+            raise ZooError("streamed audio contains NaN or Inf samples")
+        self._samples = torch.cat([self._samples, wav], dim=1)
+        while self._samples.shape[1] >= self.chunk:
+            self._process(self._samples[:, : self.chunk])
+            self._samples = self._samples[:, self.chunk:]
+        return self._result()
+
+    def finalize(self) -> StreamResult:
+        """Flush buffered audio and return the final result; the session can then be ``reset()``."""
+        if self._samples.shape[1]:
+            self._process(self._samples)
+            self._samples = self._samples[:, :0]
+        return self._result()

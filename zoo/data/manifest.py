@@ -1,0 +1,110 @@
+"""NeMo-style JSONL manifests <-> lhotse CutSets.
+
+One JSON object per line: ``audio_filepath`` (relative paths resolve against the manifest's folder),
+``duration`` (s), ``text``, optional ``offset``, ``speaker``, ``gender`` and any other metadata.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+from lhotse import CutSet, Recording, SupervisionSegment
+from lhotse.cut import MonoCut
+
+from zoo.errors import ManifestError
+
+_RESERVED = {"audio_filepath", "duration", "text", "offset", "speaker", "id"}
+
+
+def read_manifest(path: str | Path) -> Iterator[dict]:
+    """Yield validated entries; a bad line raises ManifestError naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ManifestError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+            if not isinstance(e, dict) or "audio_filepath" not in e:
+                raise ManifestError(f"{path}:{n}: each line must be a JSON object with 'audio_filepath'")
+            if "duration" in e and not isinstance(e["duration"], (int, float)):
+                raise ManifestError(f"{path}:{n}: 'duration' must be a number of seconds")
+            a = Path(e["audio_filepath"])
+            e["audio_filepath"] = str(a if a.is_absolute() else (path.parent / a))
+            e["_line"] = n
+            yield e
+
+
+def _entry_to_cut(e: dict, path: Path) -> MonoCut:
+    if "duration" not in e:
+        raise ManifestError(f"{path}:{e['_line']}: 'duration' is required for training manifests")
+    offset = float(e.get("offset", 0.0))
+    rec = Recording.from_file(e["audio_filepath"])
+    cid = e.get("id") or f"{rec.id}-{e['_line']}"
+    extra = {k: v for k, v in e.items() if k not in _RESERVED and not k.startswith("_")}
+    sup = SupervisionSegment(id=cid, recording_id=rec.id, start=offset, duration=float(e["duration"]),
+                             text=e.get("text"), speaker=e.get("speaker"), custom=extra or None)
+    return MonoCut(id=cid, start=offset, duration=float(e["duration"]), channel=0, recording=rec,
+                   supervisions=[sup.with_offset(-offset)])
+
+
+class _LazyNemo:
+    """Iterable of cuts read lazily from a NeMo manifest (corpora larger than RAM)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __iter__(self):
+        for e in read_manifest(self.path):
+            yield _entry_to_cut(e, self.path)
+
+
+def load_cuts(path: str | Path, lazy: bool = False) -> CutSet:
+    """A NeMo JSONL manifest or a lhotse cuts manifest (``*.jsonl[.gz]`` with ``type`` keys)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}")
+    if ".jsonl" in path.name and _is_lhotse(path):
+        return CutSet.from_jsonl_lazy(path) if lazy else CutSet.from_file(path)
+    cuts = CutSet(_LazyNemo(path))
+    return cuts if lazy else cuts.to_eager()
+
+
+def _is_lhotse(path: Path) -> bool:
+    from lhotse.serialization import open_best
+
+    with open_best(path) as f:
+        first = f.readline()
+    try:
+        obj = json.loads(first)
+    except (json.JSONDecodeError, TypeError):
+        return False
+    return isinstance(obj, dict) and "audio_filepath" not in obj and ("type" in obj or "recording" in obj)
+
+
+def write_manifest(cuts: CutSet, path: str | Path) -> Path:
+    """Write cuts as a NeMo JSONL manifest with paths relative to its folder (atomic)."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for c in cuts:
+            s = c.supervisions[0]
+            src = Path(c.recording.sources[0].source).resolve()
+            e = {"audio_filepath": os.path.relpath(src, path.parent.resolve()), "duration": round(c.duration, 4),
+                 "text": s.text, "speaker": s.speaker}
+            if c.start:
+                e["offset"] = c.start
+            gender = getattr(s, "gender", None) or (s.custom or {}).get("gender")
+            if gender:
+                e["gender"] = gender
+            f.write(json.dumps(e) + "\n")
+    tmp.replace(path)
+    return path

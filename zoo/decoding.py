@@ -1,0 +1,95 @@
+"""Transducer search: batched greedy (also used for streaming) and modified beam search
+(at most one token per frame, as in icefall's ``modified_beam_search``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class GreedyState:
+    """Decoder state carried across chunks: predictor state, projected predictor output, hypotheses."""
+    pred_state: tuple
+    pred_proj: torch.Tensor  # (B, J)
+    hyps: list = field(default_factory=list)  # B lists of token ids
+    frames: list = field(default_factory=list)  # B lists of the encoder frame index of each token
+
+
+def init_greedy_state(net, batch_size: int, device=None) -> GreedyState:
+    state = net.predictor.init_state(batch_size, device)
+    out, state = net.predictor.step(torch.zeros(batch_size, dtype=torch.long, device=device), state)
+    return GreedyState(state, net.joiner.pred_proj(out), [[] for _ in range(batch_size)],
+                       [[] for _ in range(batch_size)])
+
+
+@torch.no_grad()
+def greedy_search(net, enc: torch.Tensor, lengths: torch.Tensor, state: GreedyState | None = None,
+                  frame_offset: int = 0, max_symbols: int = 5) -> GreedyState:
+    """Greedy decoding of enc (B, T, D) with valid lengths (B,); continues from ``state``."""
+    b, t_max, _ = enc.shape
+    if state is None:
+        state = init_greedy_state(net, b, enc.device)
+    enc_p = net.joiner.enc_proj(enc)
+    for t in range(t_max):
+        active = t < lengths
+        if not active.any():
+            break
+        for _ in range(max_symbols):
+            logits = net.joiner(enc_p[:, t], state.pred_proj, projected=True)
+            tok = logits.argmax(-1)
+            emit = (tok != 0) & active
+            if not emit.any():
+                break
+            out, new = net.predictor.step(tok, state.pred_state)
+            m = emit.view(1, b, 1)
+            state.pred_state = tuple(torch.where(m, n, o) for n, o in zip(new, state.pred_state))
+            state.pred_proj = torch.where(emit[:, None], net.joiner.pred_proj(out), state.pred_proj)
+            for i in emit.nonzero().flatten().tolist():
+                state.hyps[i].append(int(tok[i]))
+                state.frames[i].append(frame_offset + t)
+    return state
+
+
+@torch.no_grad()
+def beam_search(net, enc: torch.Tensor, length: int, beam: int = 4) -> list[int]:
+    """Modified beam search for one utterance: enc (T, D) -> best token ids."""
+    device = enc.device
+    enc_p = net.joiner.enc_proj(enc[:length])
+    st = net.predictor.init_state(1, device)
+    out, st = net.predictor.step(torch.zeros(1, dtype=torch.long, device=device), st)
+    # each hyp: tokens -> (log score, projected predictor output (J,), predictor state)
+    hyps = {(): (0.0, net.joiner.pred_proj(out)[0], st)}
+    for t in range(enc_p.shape[0]):
+        keys = list(hyps)
+        pred = torch.stack([hyps[k][1] for k in keys])  # (H, J)
+        logp = torch.log_softmax(net.joiner(enc_p[t].expand_as(pred), pred, projected=True), -1)  # (H, V)
+        scores = torch.tensor([hyps[k][0] for k in keys], device=device)[:, None] + logp
+        top = scores.flatten().topk(min(beam, scores.numel()))
+        v = logp.shape[1]
+        new: dict[tuple, list] = {}
+        for s, idx in zip(top.values.tolist(), top.indices.tolist()):
+            h, tok = divmod(idx, v)
+            key = keys[h] if tok == 0 else keys[h] + (tok,)
+            if key in new:
+                new[key][0] = float(torch.logaddexp(torch.tensor(new[key][0]), torch.tensor(s)))
+            else:
+                new[key] = [s, keys[h], tok]
+        # advance the predictor for hyps that emitted a token, batched
+        grow = [k for k, (_, _, tok) in new.items() if tok != 0]
+        nxt = {}
+        if grow:
+            parents = [hyps[new[k][1]][2] for k in grow]
+            h0 = torch.cat([p[0] for p in parents], dim=1)
+            c0 = torch.cat([p[1] for p in parents], dim=1)
+            toks = torch.tensor([new[k][2] for k in grow], device=device)
+            out, (h1, c1) = net.predictor.step(toks, (h0, c0))
+            proj = net.joiner.pred_proj(out)
+            for i, k in enumerate(grow):
+                nxt[k] = (new[k][0], proj[i], (h1[:, i:i + 1], c1[:, i:i + 1]))
+        for k, (s, parent, tok) in new.items():
+            if tok == 0:
+                nxt[k] = (s, hyps[parent][1], hyps[parent][2])
+        hyps = nxt
+    best = max(hyps.items(), key=lambda kv: kv[1][0])[0]
+    return list(best)

@@ -1,0 +1,25 @@
+"""User-facing errors. The CLI prints ``error: <message>`` for any ZooError and exits 2."""
+
+
+class ZooError(Exception):
+    """Base class: a problem with the user's input that has a one-line explanation."""
+
+
+class AudioError(ZooError):
+    """Audio that cannot be used: missing, unreadable, empty or non-finite."""
+
+
+class ManifestError(ZooError):
+    """A malformed manifest (the message names the file and line)."""
+
+
+class ModelNotFoundError(ZooError):
+    """A model name, folder or Hub repo that cannot be found."""
+
+
+class ModelFolderError(ZooError):
+    """A model folder that is incomplete or whose weights do not match its config."""
+
+
+class StreamingNotSupportedError(ZooError):
+    """``stream()`` on a model that cannot stream."""

@@ -1,0 +1,38 @@
+"""The streaming-encoder contract shared by every ASR encoder in the zoo."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def stack_frames(feats: torch.Tensor, lengths: torch.Tensor, factor: int):
+    """(B, T, F) -> (B, T // factor, F * factor); a trailing partial group is dropped."""
+    b, t, f = feats.shape
+    t2 = t // factor
+    out = feats[:, : t2 * factor].reshape(b, t2, f * factor)
+    return out, torch.div(lengths, factor, rounding_mode="floor")
+
+
+class StreamingEncoder(nn.Module):
+    """Base class. Subclasses set ``subsampling`` (input frames per output frame),
+    ``output_dim`` and ``lookahead_frames`` (future input frames an output frame needs; 0 = causal),
+    and implement:
+
+    - ``forward(feats (B, T, F), lengths (B,)) -> (B, T', D), (B,)`` on whole utterances;
+    - ``init_state(batch_size, device) -> dict[str, Tensor]``;
+    - ``stream_step(feats (B, T, F), state) -> ((B, T // subsampling, D), state)`` where T is a
+      multiple of ``subsampling``. Streaming all chunks of an utterance equals ``forward`` on it.
+    """
+
+    subsampling: int = 1
+    output_dim: int
+    lookahead_frames: int = 0
+
+    def config(self) -> dict:  # the kwargs that rebuild this encoder
+        raise NotImplementedError
+
+    def init_state(self, batch_size: int, device=None) -> dict:
+        raise NotImplementedError
+
+    def stream_step(self, feats: torch.Tensor, state: dict):
+        raise NotImplementedError

@@ -1,0 +1,66 @@
+"""The one registry: every released model name, and the architectures a config.json may name."""
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoo.errors import ModelNotFoundError
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+# architecture name in config.json -> "module:Class". Only these are ever instantiated.
+ARCHITECTURES: dict[str, str] = {"transducer": "zoo.asr:TransducerASR"}
+
+# Released (bundled) models: name -> task and a one-line description.
+MODELS: dict[str, dict] = {
+    "lstm-rnnt-an4": {"task": "asr", "description": "LSTM RNN-T (char), streaming, trained on CMU AN4"},
+}
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    task: str
+    description: str
+    folder: Path
+    params: int | None
+    streaming: bool
+    metric: str | None  # headline metric, e.g. "WER 12.3% (an4 test, greedy)"
+
+
+def architecture_class(name: str):
+    if name not in ARCHITECTURES:
+        raise ModelNotFoundError(f"unknown architecture {name!r} in config.json; known: {sorted(ARCHITECTURES)}")
+    mod, cls = ARCHITECTURES[name].split(":")
+    return getattr(importlib.import_module(mod), cls)
+
+
+def bundled_folder(name: str) -> Path:
+    return CHECKPOINTS / name
+
+
+def suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, list(MODELS), n=3, cutoff=0.4)
+    return f"; did you mean {', '.join(close)}?" if close else f"; released models: {', '.join(sorted(MODELS))}"
+
+
+def model_info(name: str) -> ModelInfo:
+    if name not in MODELS:
+        raise ModelNotFoundError(f"unknown model {name!r}{suggest(name)}")
+    folder = bundled_folder(name)
+    cfg = {}
+    if (folder / "config.json").is_file():
+        cfg = json.loads((folder / "config.json").read_text())
+    res = cfg.get("results", {})
+    metric = res.get("headline")
+    return ModelInfo(name=name, task=MODELS[name]["task"], description=MODELS[name]["description"], folder=folder,
+                     params=cfg.get("num_parameters"), streaming=bool(cfg.get("streaming", {}).get("supported")),
+                     metric=metric)
+
+
+def list_models() -> list[ModelInfo]:
+    """Every released model, in name order."""
+    return [model_info(n) for n in sorted(MODELS)]

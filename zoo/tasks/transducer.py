@@ -1,0 +1,163 @@
+"""RNN-T training objective: torchaudio ``rnnt_loss`` + optional CTC auxiliary loss + SpecAugment."""
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+import torchaudio
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics.text import CharErrorRate, WordErrorRate
+
+from zoo.asr import TransducerASR
+from zoo.text import build_tokenizer, get_normalizer
+
+
+class SpecAugment(nn.Module):
+    """Frequency and time masking on (B, T, F) features, independent per utterance."""
+
+    def __init__(self, freq_masks: int = 2, freq_width: int = 15, time_masks: int = 2, time_width: float = 0.05):
+        super().__init__()
+        self.freq = nn.ModuleList(torchaudio.transforms.FrequencyMasking(freq_width, iid_masks=True)
+                                  for _ in range(freq_masks))
+        self.time_masks, self.time_width = time_masks, time_width
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T)
+        for m in self.freq:
+            x = m(x)
+        if self.time_masks and x.shape[-1] > 1:
+            width = max(1, int(self.time_width * x.shape[-1]))
+            for _ in range(self.time_masks):
+                x = torchaudio.transforms.TimeMasking(width, iid_masks=True)(x)
+        return x.squeeze(1).transpose(1, 2)
+
+
+class TransducerTask(L.LightningModule):
+    """Trains a :class:`~zoo.asr.TransducerASR`.
+
+    Args:
+        encoder, predictor, joiner, featurizer: the net's config (see ``TransducerASR``).
+        tokenizer: ``{"type": "char", "vocab": "..."}`` or ``{"type": "sentencepiece", "file": "x.model"}``.
+        init_from: fine-tune: take architecture, tokenizer and weights from a zoo model (name, folder or
+            Hub id); the config's net fields are then ignored. Resuming a run is ``--ckpt_path`` instead.
+        ctc_weight: weight of the CTC auxiliary loss on the encoder (0 disables it).
+        spec_augment: SpecAugment kwargs, or null to disable.
+        normalizer: text normaliser applied to references before tokenizing and to both sides of WER.
+        val_beam_size, test_beam_size: 1 = greedy.
+        stats_batches: training batches used to estimate the featurizer's mean/std when training from scratch.
+        optimizer, scheduler: from the CLI config; the scheduler is stepped every optimizer step.
+    """
+
+    def __init__(self, encoder: dict | None = None, predictor: dict | None = None, joiner: dict | None = None,
+                 featurizer: dict | None = None, tokenizer: dict | None = None, init_from: str | None = None,
+                 ctc_weight: float = 0.3, spec_augment: dict | None = None, normalizer: str = "upper",
+                 val_beam_size: int = 1, test_beam_size: int = 4, stats_batches: int = 100,
+                 optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        if init_from:
+            from zoo.hub import from_pretrained
+
+            self.net = from_pretrained(init_from)
+            self.stats_ready = True
+        else:
+            self.net = TransducerASR(encoder or {"name": "lstm"}, predictor, joiner, featurizer,
+                                     build_tokenizer(tokenizer or {"type": "char"}))
+            self.stats_ready = False
+        v = self.net.tokenizer.vocab_size
+        self.ctc_head = nn.Linear(self.net.encoder.output_dim, v) if ctc_weight > 0 else None
+        self.spec_augment = SpecAugment(**spec_augment) if spec_augment is not None else None
+        self.normalize = get_normalizer(normalizer)
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.val_wer, self.val_cer = WordErrorRate(), CharErrorRate()
+        self.test_wer, self.test_cer = WordErrorRate(), CharErrorRate()
+
+    # --- featurizer statistics ------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        if self.stats_ready or bool((self.net.featurizer.mean != 0).any()):
+            return
+        s = torch.zeros(self.net.featurizer.dim, dtype=torch.float64, device=self.device)
+        s2, n = torch.zeros_like(s), torch.zeros((), dtype=torch.float64, device=self.device)
+        for i, batch in enumerate(self.trainer.datamodule.train_dataloader()):
+            if i >= self.hparams.stats_batches:
+                break
+            feats = self.net.featurizer.raw(batch["audio"].to(self.device)).double()
+            nf = self.net.featurizer.num_frames(batch["audio_lens"].to(self.device))
+            mask = torch.arange(feats.shape[1], device=self.device)[None] < nf[:, None]
+            x = feats[mask]
+            s += x.sum(0); s2 += (x * x).sum(0); n += x.shape[0]
+        s, s2, n = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in (s, s2, n))
+        mean = s / n
+        self.net.featurizer.set_stats(mean.float(), (s2 / n - mean ** 2).clamp_min(0).sqrt().float())
+        self.stats_ready = True
+
+    # --- losses ---------------------------------------------------------------------------------
+    def _targets(self, texts: list[str]):
+        ids = [torch.tensor(self.net.tokenizer.encode(self.normalize(t)), dtype=torch.long) for t in texts]
+        lens = torch.tensor([len(i) for i in ids], dtype=torch.long, device=self.device)
+        y = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True).to(self.device) if ids else None
+        return y, lens
+
+    def _forward_loss(self, batch, augment: bool):
+        feats, flens = self.net.featurizer(batch["audio"], batch["audio_lens"])
+        if augment and self.spec_augment is not None:
+            feats = self.spec_augment(feats)
+        enc, elens = self.net.encoder(feats, flens)
+        y, ylens = self._targets(batch["text"])
+        pred = self.net.predictor(y)
+        logits = self.net.joiner(enc.unsqueeze(2), pred.unsqueeze(1))  # (B, T, U+1, V)
+        rnnt = torchaudio.functional.rnnt_loss(logits.float(), y.int(), elens.int(), ylens.int(), blank=0,
+                                               reduction="mean")
+        loss, logs = rnnt, {"rnnt_loss": rnnt}
+        if self.ctc_head is not None:
+            lp = self.ctc_head(enc).float().log_softmax(-1).transpose(0, 1)
+            ctc = F.ctc_loss(lp, y, elens, ylens, blank=0, reduction="sum", zero_infinity=True) / y.shape[0]
+            w = self.hparams.ctc_weight
+            loss = (1 - w) * rnnt + w * ctc
+            logs["ctc_loss"] = ctc
+        return loss, logs, enc, elens
+
+    def training_step(self, batch, batch_idx):
+        loss, logs, _, _ = self._forward_loss(batch, augment=True)
+        bs = len(batch["text"])
+        self.log("train_loss", loss, prog_bar=True, batch_size=bs)
+        self.log_dict({f"train_{k}": v for k, v in logs.items()}, batch_size=bs)
+        return loss
+
+    def _eval_step(self, batch, stage: str, beam: int):
+        loss, _, enc, elens = self._forward_loss(batch, augment=False)
+        hyps = [self.normalize(self.net.tokenizer.decode(h)) for h in self.net.decode(enc, elens, beam)]
+        refs = [self.normalize(t) for t in batch["text"]]
+        wer, cer = (self.val_wer, self.val_cer) if stage == "val" else (self.test_wer, self.test_cer)
+        wer.update(hyps, refs)
+        cer.update(hyps, refs)
+        bs = len(refs)
+        self.log(f"{stage}_loss", loss, batch_size=bs, sync_dist=True)
+        self.log(f"{stage}_wer", wer, prog_bar=True, batch_size=bs)
+        self.log(f"{stage}_cer", cer, batch_size=bs)
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val", self.hparams.val_beam_size)
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test", self.hparams.test_beam_size)
+
+    def predict_step(self, batch, batch_idx):
+        enc, elens = self.net.encode(batch["audio"], batch["audio_lens"])
+        return [self.net.tokenizer.decode(h) for h in self.net.decode(enc, elens, self.hparams.test_beam_size)]
+
+    # --- optimisation / export ------------------------------------------------------------------
+    def configure_optimizers(self):
+        opt = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from zoo.hub import model_config
+
+        checkpoint["zoo_config"] = model_config(self.net, normalizer=self.hparams.normalizer)
+        tok_file = getattr(self.net.tokenizer, "model_file", None)
+        if tok_file is not None:
+            checkpoint["zoo_tokenizer_bytes"] = open(tok_file, "rb").read()

@@ -1,0 +1,89 @@
+"""Text normalisers (named, recorded in config.json and cards) and tokenizers that travel with a model."""
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+from typing import Callable
+
+_AN4_MARKUP = re.compile(r"</?s>|\([^)]*\)\s*$")
+_NON_WORD = re.compile(r"[^A-Z0-9' ]+")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_an4(text: str) -> str:
+    """Strip AN4 markup (``<s>``, ``</s>``, trailing ``(utt-id)``), upper-case, collapse spaces."""
+    return _SPACES.sub(" ", _AN4_MARKUP.sub(" ", text)).strip().upper()
+
+
+def normalize_upper(text: str) -> str:
+    """Upper-case, drop punctuation except apostrophes, collapse spaces (applied to hyp and ref before WER)."""
+    return _SPACES.sub(" ", _NON_WORD.sub(" ", text.upper())).strip()
+
+
+NORMALIZERS: dict[str, Callable[[str], str]] = {"an4": normalize_an4, "upper": normalize_upper}
+
+
+def get_normalizer(name: str) -> Callable[[str], str]:
+    if name not in NORMALIZERS:
+        raise ValueError(f"unknown text normaliser {name!r}; choose one of {sorted(NORMALIZERS)}")
+    return NORMALIZERS[name]
+
+
+class CharTokenizer:
+    """Characters as tokens; id 0 is the transducer/CTC blank. Characters not in ``vocab`` are dropped."""
+
+    def __init__(self, vocab: str = " '" + string.ascii_uppercase):
+        if len(set(vocab)) != len(vocab):
+            raise ValueError("character vocabulary has duplicates")
+        self.vocab = vocab
+        self._ids = {c: i + 1 for i, c in enumerate(vocab)}
+
+    @property
+    def vocab_size(self) -> int:  # including blank
+        return len(self.vocab) + 1
+
+    def encode(self, text: str) -> list[int]:
+        return [self._ids[c] for c in text if c in self._ids]
+
+    def decode(self, ids: list[int]) -> str:
+        return _SPACES.sub(" ", "".join(self.vocab[i - 1] for i in ids if 0 < i <= len(self.vocab))).strip()
+
+    def config(self) -> dict:
+        return {"type": "char", "vocab": self.vocab}
+
+
+class SentencePieceTokenizer:
+    """A sentencepiece model; its ids are shifted by one so that 0 stays the blank."""
+
+    def __init__(self, model_file: str | Path):
+        import sentencepiece as spm
+
+        self.model_file = Path(model_file)
+        self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size() + 1
+
+    def encode(self, text: str) -> list[int]:
+        return [i + 1 for i in self.sp.encode(text)]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.sp.decode([i - 1 for i in ids if i > 0])
+
+    def config(self) -> dict:
+        return {"type": "sentencepiece", "file": "tokenizer.model"}
+
+
+def build_tokenizer(cfg: dict, folder: str | Path | None = None):
+    """Build a tokenizer from its config.json entry; ``file`` paths resolve against ``folder``."""
+    kind = cfg.get("type", "char")
+    if kind == "char":
+        return CharTokenizer(cfg.get("vocab") or CharTokenizer().vocab)
+    if kind == "sentencepiece":
+        f = Path(cfg["file"])
+        if folder is not None and not f.is_absolute():
+            f = Path(folder) / f
+        return SentencePieceTokenizer(f)
+    raise ValueError(f"unknown tokenizer type {kind!r}; use 'char' or 'sentencepiece'")
