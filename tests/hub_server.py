@@ -53,7 +53,7 @@ effect.  Either:
       def test_download(hub):
           sha = hub.add_repo("acme/tiny", {"config.json": b"{}"})
           path = hf_hub_download("acme/tiny", "config.json")   # hits the server
-          HfApi(endpoint=hub.url).model_info("acme/tiny").sha == sha
+          assert HfApi(endpoint=hub.url).model_info("acme/tiny").sha == sha
 
   Passing ``endpoint=server.url`` explicitly (``HfApi(endpoint=...)``,
   ``hf_hub_download(..., endpoint=...)``) also works, but the cache location and

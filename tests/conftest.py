@@ -1,0 +1,62 @@
+"""Shared fixtures: real AN4 files, a tiny random model folder, W&B offline."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(1)
+
+TINY_MODEL = {"encoder": {"name": "lstm", "stack": 4, "hidden": 32, "layers": 2, "dropout": 0.0},
+              "predictor": {"embed_dim": 16, "hidden": 32, "layers": 1, "dropout": 0.0},
+              "joiner": {"joint_dim": 32}, "featurizer": {"sample_rate": 16000, "n_mels": 40}}
+
+
+def _data_root() -> Path:
+    return Path(os.environ.get("ZOO_DATA") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def an4_root() -> Path:
+    root = _data_root() / "an4"
+    if not (root / "etc" / "an4_test.fileids").is_file():
+        pytest.fail(f"AN4 not found at {root}; set ZOO_DATA to the folder holding an4/")
+    return root
+
+
+@pytest.fixture(scope="session")
+def an4_wavs(an4_root) -> list[Path]:
+    """Five real AN4 test utterances (sorted, deterministic)."""
+    ids = (an4_root / "etc" / "an4_test.fileids").read_text().split()[:5]
+    return [an4_root / "wav" / f"{i}.wav" for i in ids]
+
+
+def make_tiny_net(seed: int = 0):
+    from zoo.asr import TransducerASR
+    from zoo.text import CharTokenizer
+
+    torch.manual_seed(seed)
+    net = TransducerASR(**TINY_MODEL, tokenizer=CharTokenizer())
+    # random but non-trivial normalisation stats so they are exercised
+    net.featurizer.set_stats(torch.full((40,), -5.0), torch.full((40,), 3.0))
+    return net.eval()
+
+
+@pytest.fixture
+def tiny_net():
+    return make_tiny_net()
+
+
+@pytest.fixture
+def tiny_folder(tmp_path, tiny_net) -> Path:
+    """A complete model folder of a tiny random transducer (config.json + safetensors + card)."""
+    from zoo.cards import render_card
+    from zoo.hub import model_config, save_pretrained
+
+    cfg = model_config(tiny_net)
+    return save_pretrained(tiny_net, tmp_path / "tiny-model", config=cfg, card=render_card("tiny-model", cfg))

@@ -1,0 +1,172 @@
+"""Non-training ``zoo`` subcommands: list, transcribe, export, push, data.
+
+Every user error is a ZooError: one ``error: ...`` line on stderr, exit status 2, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from zoo.errors import ZooError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zoo", description="Streaming speech recognition model zoo. Training: "
+                                "zoo fit|validate|test|predict --config CONFIG (Lightning CLI; --help there).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="released models: name, task, params, streaming, headline metric")
+
+    t = sub.add_parser("transcribe", help="transcribe audio files (or a manifest, printing WER/CER)")
+    t.add_argument("audio", nargs="*", help="audio files (WAV/FLAC/OGG; any rate, mono or stereo)")
+    t.add_argument("--model", default="lstm-rnnt-an4", help="released name, model folder or Hub repo id")
+    t.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit sha)")
+    t.add_argument("--manifest", default=None, help="NeMo-style JSONL manifest with references")
+    t.add_argument("--stream", action="store_true", help="decode chunk by chunk with the streaming session")
+    t.add_argument("--chunk-ms", type=float, default=160.0, help="streaming chunk length (ms)")
+    t.add_argument("--beam-size", type=int, default=1, help="1 = greedy; >1 = beam search (not with --stream)")
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("export", help="Lightning checkpoint -> model folder (reloaded to verify)")
+    e.add_argument("checkpoint", help="a .ckpt written by zoo fit")
+    e.add_argument("out_dir")
+    e.add_argument("--name", default=None, help="model name for the card (default: folder name)")
+
+    u = sub.add_parser("push", help="upload a model folder to a Hugging Face Hub repo as one commit")
+    u.add_argument("folder")
+    u.add_argument("repo_id", help="org/name")
+    u.add_argument("--revision", default=None, help="branch to commit to")
+    u.add_argument("--private", action="store_true")
+
+    v = sub.add_parser("evaluate", help="WER/CER (greedy + beam, bootstrap CIs), streaming RTF and latency")
+    v.add_argument("--model", default="lstm-rnnt-an4")
+    v.add_argument("--revision", default=None)
+    v.add_argument("--corpus", default="an4", choices=["an4"])
+    v.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    v.add_argument("--manifest", default=None, help="evaluate on a NeMo JSONL manifest instead")
+    v.add_argument("--data-dir", default=None)
+    v.add_argument("--beam-size", type=int, default=4)
+    v.add_argument("--chunk-ms", type=float, default=160.0)
+    v.add_argument("--json", default=None, help="also write the full results (with hypotheses) here")
+
+    d = sub.add_parser("data", help="write NeMo JSONL manifests of a corpus recipe")
+    d.add_argument("corpus", choices=["an4"])
+    d.add_argument("--out", required=True, help="output folder for train/dev/test .jsonl")
+    d.add_argument("--data-dir", default=None, help="corpus location (default $ZOO_DATA or ../shared/data)")
+    return p
+
+
+def run_command(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"list": cmd_list, "transcribe": cmd_transcribe, "export": cmd_export, "push": cmd_push,
+                "data": cmd_data, "evaluate": cmd_evaluate}[args.command](args)
+    except ZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_list(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from zoo.registry import list_models
+
+    table = Table("name", "task", "params", "streaming", "headline metric", "description")
+    for m in list_models():
+        params = f"{m.params / 1e6:.2f}M" if m.params else "-"
+        table.add_row(m.name, m.task, params, "yes" if m.streaming else "no", m.metric or "-", m.description)
+    Console(width=200).print(table)
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    from zoo.audio import load_audio
+    from zoo.hub import from_pretrained
+
+    if not args.audio and not args.manifest:
+        raise ZooError("give audio files or --manifest FILE")
+    if args.stream and args.beam_size > 1:
+        raise ZooError("--stream decodes greedily; drop --beam-size")
+    refs = None
+    paths = [Path(a) for a in args.audio]
+    if args.manifest:
+        from zoo.data.manifest import read_manifest
+
+        entries = list(read_manifest(args.manifest))
+        paths += [Path(e["audio_filepath"]) for e in entries]
+        refs = [None] * len(args.audio) + [e.get("text") for e in entries]
+    for p in paths:  # fail before any output
+        if not p.exists():
+            raise ZooError(f"audio file not found: {p}")
+    model = from_pretrained(args.model, revision=args.revision)
+    if args.stream:
+        texts = []
+        for p in paths:
+            wav = load_audio(p, model.sample_rate)
+            s = model.stream(chunk_ms=args.chunk_ms)
+            step = s.chunk
+            for i in range(0, wav.numel(), step):
+                s.accept_waveform(wav[i:i + step])
+            texts.append(s.finalize().text)
+    else:
+        texts = model.transcribe([str(p) for p in paths], batch_size=args.batch_size, beam_size=args.beam_size,
+                                 progress=not args.quiet and sys.stderr.isatty())
+    for p, t in zip(paths, texts):
+        print(f"{p}\t{t}")
+    if refs is not None:
+        from zoo.metrics import error_rates
+
+        pairs = [(h, r) for h, r in zip(texts, refs) if r is not None]
+        normalizer = getattr(model, "zoo_config", {}).get("normalizer", "upper")
+        res = error_rates([h for h, _ in pairs], [r for _, r in pairs], normalizer)
+        print(f"WER {100 * res['wer']:.2f}%  CER {100 * res['cer']:.2f}%  ({len(pairs)} utterances, "
+              f"{res['words']} words, normaliser '{normalizer}')")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from zoo.export import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out_dir, name=args.name)
+    print(f"wrote {out} (reloaded and verified)")
+    return 0
+
+
+def cmd_push(args) -> int:
+    from zoo.hub import push_to_hub
+
+    url = push_to_hub(args.folder, args.repo_id, revision=args.revision, private=args.private)
+    print(url)
+    return 0
+
+
+def cmd_data(args) -> int:
+    from zoo.data import an4_cuts, write_manifest
+
+    for split, cuts in an4_cuts(args.data_dir).items():
+        print(write_manifest(cuts, Path(args.out) / f"{split}.jsonl"))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import json
+
+    from zoo.evaluate import evaluate_asr, format_report, load_eval_set
+    from zoo.hub import from_pretrained
+
+    items = load_eval_set(args.corpus, args.split, args.manifest, args.data_dir)
+    model = from_pretrained(args.model, revision=args.revision)
+    res = evaluate_asr(model, items, beam_size=args.beam_size, chunk_ms=args.chunk_ms,
+                       progress=sys.stderr.isatty())
+    print(format_report(args.model, args.manifest or f"{args.corpus} {args.split}", res))
+    if args.json:
+        from zoo.io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(res, indent=2))
+    return 0
