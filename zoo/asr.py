@@ -103,8 +103,9 @@ class TransducerASR(nn.Module):
             it = track(batches, description="transcribing", transient=True)
         for idx in it:
             wavs = self._load_inputs([inputs[i] for i in idx], sample_rate)
-            lens = torch.tensor([w.numel() for w in wavs])
-            batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+            dev = self.featurizer.mean.device
+            lens = torch.tensor([w.numel() for w in wavs], device=dev)
+            batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True).to(dev)
             enc, elens = self.encode(batch, lens)
             for i, toks in zip(idx, self.decode(enc, elens, beam_size)):
                 texts[i] = self.tokenizer.decode(toks)
@@ -118,7 +119,7 @@ class TransducerASR(nn.Module):
 
 @dataclass
 class StreamResult:
-    new_text: str  # text completed by this call (may be "")
+    new_text: str  # text added by this call (may be ""); previous text + new_text == text
     text: str      # everything recognised so far
 
 
@@ -138,11 +139,12 @@ class StreamingSession:
         self.reset()
 
     def reset(self) -> None:
-        self._samples = torch.zeros(1, 0)
-        self._pending = torch.zeros(1, 0)
-        self._frames = torch.zeros(1, 0, self.model.featurizer.dim)
-        self._enc_state = self.model.encoder.init_state(1)
-        self._dec: GreedyState = init_greedy_state(self.model, 1)
+        dev = self._device = self.model.featurizer.mean.device
+        self._samples = torch.zeros(1, 0, device=dev)
+        self._pending = torch.zeros(1, 0, device=dev)
+        self._frames = torch.zeros(1, 0, self.model.featurizer.dim, device=dev)
+        self._enc_state = self.model.encoder.init_state(1, dev)
+        self._dec: GreedyState = init_greedy_state(self.model, 1, dev)
         self._t = 0
         self._text = ""
 
@@ -160,21 +162,26 @@ class StreamingSession:
             return
         enc, self._enc_state = m.encoder.stream_step(self._frames[:, :n], self._enc_state)
         self._frames = self._frames[:, n:]
-        greedy_search(m, enc, torch.tensor([enc.shape[1]]), self._dec, frame_offset=self._t)
+        greedy_search(m, enc, torch.tensor([enc.shape[1]], device=enc.device), self._dec, frame_offset=self._t)
         self._t += enc.shape[1]
 
     def _result(self) -> StreamResult:
         text = self.model.tokenizer.decode(self._dec.hyps[0])
         new = text[len(self._text):] if text.startswith(self._text) else text
         self._text = text
-        return StreamResult(new_text=new.strip(), text=text)
+        return StreamResult(new_text=new, text=text)
 
     def accept_waveform(self, wav, sample_rate: int | None = None) -> StreamResult:
         """Push (S,) samples at the model's rate; returns the new text and the text so far."""
         sr = sample_rate or self.model.sample_rate
         if sr != self.model.sample_rate:
             raise ZooError(f"stream audio must be {self.model.sample_rate} Hz (got {sr}); resample it first")
-        wav = torch.as_tensor(wav, dtype=torch.float32).reshape(1, -1)
+        wav = torch.as_tensor(wav, dtype=torch.float32, device=self._device)
+        if wav.dim() == 2 and wav.shape[0] == 1:
+            wav = wav[0]
+        if wav.dim() != 1:
+            raise ZooError(f"stream mono (S,) samples; got shape {tuple(wav.shape)} (downmix first)")
+        wav = wav[None]
         if not torch.isfinite(wav).all():
             raise ZooError("streamed audio contains NaN or Inf samples")
         self._samples = torch.cat([self._samples, wav], dim=1)

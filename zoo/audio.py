@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int, offset: float = 0.0,
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise AudioError(f"cannot read {p} as audio ({str(e).strip() or type(e).__name__}); "
                          "give a WAV/FLAC/OGG file") from None
+    except OSError as e:
+        raise AudioError(f"cannot open {p}: {e.strerror or e}") from None
+    _check_wav_complete(p)
     return prepare_waveform(torch.from_numpy(np.ascontiguousarray(data.T)), sr, sample_rate, name=str(p))
 
 
@@ -56,3 +60,28 @@ def prepare_waveform(wav: torch.Tensor | np.ndarray, sr: int, sample_rate: int,
     if sr != sample_rate:
         wav = AF.resample(wav, sr, sample_rate)
     return wav
+
+
+def _check_wav_complete(p: Path) -> None:
+    """libsndfile silently reads a truncated RIFF WAV as shorter audio; refuse it instead."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return
+            while True:
+                ck = f.read(8)
+                if len(ck) < 8:
+                    return
+                cid, size = ck[:4], struct.unpack("<I", ck[4:])[0]
+                if cid == b"data":
+                    if size in (0, 0xFFFFFFFF):  # size unknown (written to a pipe)
+                        return
+                    have = p.stat().st_size - f.tell()
+                    if have < size:
+                        raise AudioError(f"{p} is truncated: its header declares {size} bytes of audio but only "
+                                         f"{have} are present; re-copy or re-encode the file")
+                    return
+                f.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return

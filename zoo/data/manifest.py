@@ -6,6 +6,7 @@ One JSON object per line: ``audio_filepath`` (relative paths resolve against the
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -14,7 +15,7 @@ from lhotse.cut import MonoCut
 
 from zoo.errors import ManifestError
 
-_RESERVED = {"audio_filepath", "duration", "text", "offset", "speaker", "id"}
+_RESERVED = {"audio_filepath", "duration", "text", "offset", "speaker", "gender", "id"}
 
 
 def read_manifest(path: str | Path) -> Iterator[dict]:
@@ -44,11 +45,21 @@ def _entry_to_cut(e: dict, path: Path) -> MonoCut:
     if "duration" not in e:
         raise ManifestError(f"{path}:{e['_line']}: 'duration' is required for training manifests")
     offset = float(e.get("offset", 0.0))
-    rec = Recording.from_file(e["audio_filepath"])
+    where = f"{path}:{e['_line']}"
+    if not Path(e["audio_filepath"]).is_file():
+        raise ManifestError(f"{where}: audio file not found: {e['audio_filepath']}")
+    try:
+        rec = Recording.from_file(e["audio_filepath"])
+    except Exception:  # lhotse wraps every backend's failure in its own error type
+        raise ManifestError(f"{where}: cannot read {e['audio_filepath']} as audio") from None
+    if offset < 0 or offset + float(e["duration"]) > rec.duration + 0.01:
+        raise ManifestError(f"{where}: offset {offset} + duration {e['duration']} s lies outside the "
+                            f"{rec.duration:.3f} s recording")
     cid = e.get("id") or f"{rec.id}-{e['_line']}"
     extra = {k: v for k, v in e.items() if k not in _RESERVED and not k.startswith("_")}
     sup = SupervisionSegment(id=cid, recording_id=rec.id, start=offset, duration=float(e["duration"]),
-                             text=e.get("text"), speaker=e.get("speaker"), custom=extra or None)
+                             text=e.get("text"), speaker=e.get("speaker"), gender=e.get("gender"),
+                             custom=extra or None)
     return MonoCut(id=cid, start=offset, duration=float(e["duration"]), channel=0, recording=rec,
                    supervisions=[sup.with_offset(-offset)])
 
@@ -89,16 +100,23 @@ def _is_lhotse(path: Path) -> bool:
 
 def write_manifest(cuts: CutSet, path: str | Path) -> Path:
     """Write cuts as a NeMo JSONL manifest with paths relative to its folder (atomic)."""
-    import os
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        _write_entries(cuts, tmp, path.parent.resolve())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # never leave a partial file behind
+    return path
+
+
+def _write_entries(cuts: CutSet, tmp: Path, folder: Path) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         for c in cuts:
             s = c.supervisions[0]
             src = Path(c.recording.sources[0].source).resolve()
-            e = {"audio_filepath": os.path.relpath(src, path.parent.resolve()), "duration": round(c.duration, 4),
+            e = {"audio_filepath": os.path.relpath(src, folder), "duration": round(c.duration, 4),
                  "text": s.text, "speaker": s.speaker}
             if c.start:
                 e["offset"] = c.start
@@ -106,5 +124,3 @@ def write_manifest(cuts: CutSet, path: str | Path) -> Path:
             if gender:
                 e["gender"] = gender
             f.write(json.dumps(e) + "\n")
-    tmp.replace(path)
-    return path

@@ -24,13 +24,16 @@ class LSTMEncoder(StreamingEncoder):
         self.subsampling = stack
         self.output_dim = hidden
         self.norm = nn.LayerNorm(input_dim * stack)
-        self.lstm = nn.LSTM(input_dim * stack, hidden, num_layers=layers, dropout=dropout, batch_first=True)
+        self.lstm = nn.LSTM(input_dim * stack, hidden, num_layers=layers, dropout=dropout if layers > 1 else 0.0,
+                            batch_first=True)
 
     def config(self) -> dict:
         return dict(self._cfg)
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
         x, lengths = stack_frames(feats, lengths, self.subsampling)
+        if x.shape[1] == 0:  # shorter than one output frame: nn.LSTM rejects empty sequences
+            return x.new_zeros(x.shape[0], 0, self.output_dim), lengths
         y, _ = self.lstm(self.norm(x))
         return y, lengths
 
@@ -40,5 +43,7 @@ class LSTMEncoder(StreamingEncoder):
 
     def stream_step(self, feats: torch.Tensor, state: dict):
         x, _ = stack_frames(feats, torch.zeros(feats.shape[0], dtype=torch.long), self.subsampling)
+        if x.shape[1] == 0:
+            return x.new_zeros(x.shape[0], 0, self.output_dim), state
         y, (h, c) = self.lstm(self.norm(x), (state["h"], state["c"]))
         return y, {"h": h, "c": c}
