@@ -162,8 +162,13 @@ class StreamingSession:
             return
         enc, self._enc_state = m.encoder.stream_step(self._frames[:, :n], self._enc_state)
         self._frames = self._frames[:, n:]
-        greedy_search(m, enc, torch.tensor([enc.shape[1]], device=enc.device), self._dec, frame_offset=self._t)
-        self._t += enc.shape[1]
+        self._decode(enc)
+
+    def _decode(self, enc: torch.Tensor | None) -> None:
+        if enc is not None and enc.shape[1]:
+            greedy_search(self.model, enc, torch.tensor([enc.shape[1]], device=enc.device), self._dec,
+                          frame_offset=self._t)
+            self._t += enc.shape[1]
 
     def _result(self) -> StreamResult:
         text = self.model.tokenizer.decode(self._dec.hyps[0])
@@ -195,4 +200,7 @@ class StreamingSession:
         if self._samples.shape[1]:
             self._process(self._samples)
             self._samples = self._samples[:, :0]
+        with torch.inference_mode():
+            enc, self._enc_state = self.model.encoder.stream_flush(self._enc_state)
+            self._decode(enc)
         return self._result()

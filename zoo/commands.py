@@ -1,6 +1,7 @@
 """Non-training ``zoo`` subcommands: list, transcribe, export, push, data.
 
-Every user error is a ZooError: one ``error: ...`` line on stderr, exit status 2, no traceback.
+Every user error is a ZooError: one ``error: ...`` line on stderr, exit status 2, no traceback
+(an OSError, e.g. an unwritable output folder, is reported the same way with exit status 1).
 """
 from __future__ import annotations
 
@@ -66,6 +67,9 @@ def run_command(argv: list[str]) -> int:
     except ZooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. an output folder that cannot be created
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -95,27 +99,31 @@ def cmd_transcribe(args) -> int:
         raise ZooError("--stream decodes greedily; drop --beam-size")
     refs = None
     paths = [Path(a) for a in args.audio]
+    segs: list[tuple | None] = [None] * len(paths)  # (offset, duration) of manifest segments
     if args.manifest:
         from zoo.data.manifest import read_manifest
 
         entries = list(read_manifest(args.manifest))
         paths += [Path(e["audio_filepath"]) for e in entries]
+        segs += [(float(e["offset"]), e.get("duration")) if "offset" in e else None for e in entries]
         refs = [None] * len(args.audio) + [e.get("text") for e in entries]
     for p in paths:  # fail before any output
         if not p.exists():
             raise ZooError(f"audio file not found: {p}")
     model = from_pretrained(args.model, revision=args.revision)
+    sr = model.sample_rate
     if args.stream:
         texts = []
-        for p in paths:
-            wav = load_audio(p, model.sample_rate)
+        for p, seg in zip(paths, segs):
+            wav = load_audio(p, sr, *seg) if seg else load_audio(p, sr)
             s = model.stream(chunk_ms=args.chunk_ms)
             step = s.chunk
             for i in range(0, wav.numel(), step):
                 s.accept_waveform(wav[i:i + step])
             texts.append(s.finalize().text)
     else:
-        texts = model.transcribe([str(p) for p in paths], batch_size=args.batch_size, beam_size=args.beam_size,
+        inputs = [load_audio(p, sr, *seg) if seg else str(p) for p, seg in zip(paths, segs)]
+        texts = model.transcribe(inputs, sample_rate=sr, batch_size=args.batch_size, beam_size=args.beam_size,
                                  progress=not args.quiet and sys.stderr.isatty())
     for p, t in zip(paths, texts):
         print(f"{p}\t{t}")

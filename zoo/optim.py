@@ -8,10 +8,21 @@ from torch.optim.lr_scheduler import LambdaLR
 
 
 class WarmupCosineLR(LambdaLR):
-    """Linear warm-up for ``warmup_steps``, then cosine decay to ``min_ratio`` x peak at ``total_steps``."""
+    """Linear warm-up for ``warmup_steps``, then cosine decay to ``min_ratio`` x peak at ``total_steps``.
+
+    The lr of optimizer step ``i`` (0-based) is ``peak * (i + 1) / warmup_steps`` during warm-up, the peak at
+    ``i = warmup_steps``, then ``peak * (min_ratio + (1 - min_ratio) * (1 + cos(pi * p)) / 2)`` with ``p`` the
+    fraction of the decay done, and ``min_ratio * peak`` from ``total_steps`` on.
+    """
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int = 500, total_steps: int = 10000,
                  min_ratio: float = 0.02):
+        if warmup_steps < 0 or total_steps < 1 or total_steps < warmup_steps:
+            raise ValueError(f"WarmupCosineLR needs 0 <= warmup_steps <= total_steps and total_steps >= 1, "
+                             f"got warmup_steps={warmup_steps}, total_steps={total_steps}")
+        if not 0.0 <= min_ratio <= 1.0:
+            raise ValueError(f"WarmupCosineLR min_ratio must be in [0, 1], got {min_ratio}")
+
         def f(step: int) -> float:
             if step < warmup_steps:
                 return (step + 1) / warmup_steps

@@ -1,6 +1,20 @@
-from zoo.data.an4 import an4_cuts, data_root
-from zoo.data.datamodule import AudioBatchDataset, SpeechDataModule
-from zoo.data.manifest import load_cuts, read_manifest, write_manifest
+"""Corpus recipes, manifests and the DataModule. Submodules load on first use: lhotse and Lightning are
+slow to import and ``zoo transcribe --manifest`` needs neither."""
+import importlib
 
-__all__ = ["an4_cuts", "data_root", "AudioBatchDataset", "SpeechDataModule", "load_cuts", "read_manifest",
-           "write_manifest"]
+_EXPORTS = {"an4_cuts": "an4", "data_root": "an4", "AudioBatchDataset": "datamodule",
+            "SpeechDataModule": "datamodule", "load_cuts": "manifest", "read_manifest": "manifest",
+            "write_manifest": "manifest"}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"zoo.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'zoo.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = list(_EXPORTS)

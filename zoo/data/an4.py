@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
@@ -33,8 +34,11 @@ def _read_split(d: Path, split: str):
     if len(ids) != len(lines):
         raise ZooError(f"AN4 {split}: {len(ids)} fileids but {len(lines)} transcriptions")
     recs, sups = [], []
-    for fid, line in zip(ids, lines):
+    for n, (fid, line) in enumerate(zip(ids, lines), 1):
         path = d / "wav" / f"{fid}.wav"
+        tag = re.search(r"\(([^)]*)\)\s*$", line)
+        if tag is None or tag.group(1) != Path(fid).name:
+            raise ZooError(f"AN4 {split}: transcription line {n} does not belong to {fid}: {line.strip()!r}")
         spk = fid.split("/")[1]
         rec = Recording.from_file(path, recording_id=Path(fid).name)
         recs.append(rec)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 from lhotse import CutSet
-from lhotse.dataset import DynamicBucketingSampler
+from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.an4 import an4_cuts
@@ -56,7 +56,7 @@ class SpeechDataModule(L.LightningDataModule):
         train_manifest, val_manifest, test_manifest: NeMo JSONL or lhotse cut manifests
             (override the recipe's splits when given).
         max_duration: seconds of audio per batch (lhotse DynamicBucketingSampler).
-        num_buckets: duration buckets.
+        num_buckets: duration buckets (1: no bucketing).
         speed_perturb: e.g. ``[0.9, 1.1]``: adds speed-perturbed copies of the training cuts.
         max_cut_duration: training cuts longer than this (s) are dropped.
         lazy: read manifests lazily (corpora larger than RAM).
@@ -93,9 +93,14 @@ class SpeechDataModule(L.LightningDataModule):
 
     def _loader(self, cuts: CutSet, shuffle: bool) -> DataLoader:
         world, rank = self._world()
-        sampler = DynamicBucketingSampler(cuts, max_duration=self.hparams.max_duration, shuffle=shuffle,
-                                          num_buckets=self.hparams.num_buckets, seed=self.hparams.seed,
-                                          world_size=world, rank=rank, drop_last=False)
+        h = self.hparams
+        if h.num_buckets > 1:
+            sampler = DynamicBucketingSampler(cuts, max_duration=h.max_duration, shuffle=shuffle,
+                                              num_buckets=h.num_buckets, seed=h.seed, world_size=world, rank=rank,
+                                              drop_last=False)
+        else:  # lhotse's bucketing sampler asserts num_buckets > 1
+            sampler = SimpleCutSampler(cuts, max_duration=h.max_duration, shuffle=shuffle, seed=h.seed,
+                                       world_size=world, rank=rank, drop_last=False)
         ds = AudioBatchDataset(self.hparams.sample_rate, self.cut_transforms if shuffle else None)
         return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=self.hparams.num_workers,
                           persistent_workers=self.hparams.num_workers > 0)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterator
-
-from lhotse import CutSet, Recording, SupervisionSegment
-from lhotse.cut import MonoCut
+from typing import TYPE_CHECKING, Iterator
 
 from zoo.errors import ManifestError
+
+if TYPE_CHECKING:  # lhotse is imported where needed: read_manifest (used by the CLI) needs only json
+    from lhotse import CutSet
+    from lhotse.cut import MonoCut
 
 _RESERVED = {"audio_filepath", "duration", "text", "offset", "speaker", "gender", "id"}
 
@@ -35,6 +36,8 @@ def read_manifest(path: str | Path) -> Iterator[dict]:
                 raise ManifestError(f"{path}:{n}: each line must be a JSON object with 'audio_filepath'")
             if "duration" in e and not isinstance(e["duration"], (int, float)):
                 raise ManifestError(f"{path}:{n}: 'duration' must be a number of seconds")
+            if "offset" in e and (not isinstance(e["offset"], (int, float)) or e["offset"] < 0):
+                raise ManifestError(f"{path}:{n}: 'offset' must be a non-negative number of seconds")
             a = Path(e["audio_filepath"])
             e["audio_filepath"] = str(a if a.is_absolute() else (path.parent / a))
             e["_line"] = n
@@ -42,6 +45,9 @@ def read_manifest(path: str | Path) -> Iterator[dict]:
 
 
 def _entry_to_cut(e: dict, path: Path) -> MonoCut:
+    from lhotse import Recording, SupervisionSegment
+    from lhotse.cut import MonoCut
+
     if "duration" not in e:
         raise ManifestError(f"{path}:{e['_line']}: 'duration' is required for training manifests")
     offset = float(e.get("offset", 0.0))
@@ -77,6 +83,8 @@ class _LazyNemo:
 
 def load_cuts(path: str | Path, lazy: bool = False) -> CutSet:
     """A NeMo JSONL manifest or a lhotse cuts manifest (``*.jsonl[.gz]`` with ``type`` keys)."""
+    from lhotse import CutSet
+
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest not found: {path}")

@@ -21,7 +21,10 @@ class StreamingEncoder(nn.Module):
     - ``forward(feats (B, T, F), lengths (B,)) -> (B, T', D), (B,)`` on whole utterances;
     - ``init_state(batch_size, device) -> dict[str, Tensor]``;
     - ``stream_step(feats (B, T, F), state) -> ((B, T // subsampling, D), state)`` where T is a
-      multiple of ``subsampling``. Streaming all chunks of an utterance equals ``forward`` on it.
+      multiple of ``subsampling`` (outputs may be held back in the state, e.g. until an attention
+      segment is complete);
+    - ``stream_flush(state)`` at the end of a stream. Streaming all chunks of an utterance and
+      flushing equals ``forward`` on it.
     """
 
     subsampling: int = 1
@@ -36,3 +39,8 @@ class StreamingEncoder(nn.Module):
 
     def stream_step(self, feats: torch.Tensor, state: dict):
         raise NotImplementedError
+
+    def stream_flush(self, state: dict):
+        """End of stream: outputs still held back (e.g. a partial attention segment) -> (B, T'', D), state.
+        Causal frame-synchronous encoders hold nothing back and return (None, state)."""
+        return None, state

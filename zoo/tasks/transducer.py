@@ -1,6 +1,8 @@
 """RNN-T training objective: torchaudio ``rnnt_loss`` + optional CTC auxiliary loss + SpecAugment."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -59,7 +61,9 @@ class TransducerTask(L.LightningModule):
         if init_from:
             from zoo.hub import from_pretrained
 
-            self.net = from_pretrained(init_from)
+            # from_pretrained returns the net in eval mode; Lightning keeps the modes it finds, so without
+            # .train() fine-tuning would silently run with dropout off
+            self.net = from_pretrained(init_from).train()
             self.stats_ready = True
         else:
             self.net = TransducerASR(encoder or {"name": "lstm"}, predictor, joiner, featurizer,
@@ -79,7 +83,9 @@ class TransducerTask(L.LightningModule):
             return
         s = torch.zeros(self.net.featurizer.dim, dtype=torch.float64, device=self.device)
         s2, n = torch.zeros_like(s), torch.zeros((), dtype=torch.float64, device=self.device)
-        for i, batch in enumerate(self.trainer.datamodule.train_dataloader()):
+        dm = self.trainer.datamodule
+        loader = dm.train_dataloader() if dm is not None else self.trainer.fit_loop._data_source.dataloader()
+        for i, batch in enumerate(loader):
             if i >= self.hparams.stats_batches:
                 break
             feats = self.net.featurizer.raw(batch["audio"].to(self.device)).double()
@@ -87,7 +93,11 @@ class TransducerTask(L.LightningModule):
             mask = torch.arange(feats.shape[1], device=self.device)[None] < nf[:, None]
             x = feats[mask]
             s += x.sum(0); s2 += (x * x).sum(0); n += x.shape[0]
+        # every rank saw different batches: sum the moments over ranks so all ranks get the same stats
         s, s2, n = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in (s, s2, n))
+        if n <= 0:
+            raise RuntimeError("no training audio frames to estimate the featurizer statistics from "
+                               "(empty training set, or stats_batches: 0 when training from scratch)")
         mean = s / n
         self.net.featurizer.set_stats(mean.float(), (s2 / n - mean ** 2).clamp_min(0).sqrt().float())
         self.stats_ready = True
@@ -160,4 +170,4 @@ class TransducerTask(L.LightningModule):
         checkpoint["zoo_config"] = model_config(self.net, normalizer=self.hparams.normalizer)
         tok_file = getattr(self.net.tokenizer, "model_file", None)
         if tok_file is not None:
-            checkpoint["zoo_tokenizer_bytes"] = open(tok_file, "rb").read()
+            checkpoint["zoo_tokenizer_bytes"] = Path(tok_file).read_bytes()
