@@ -53,7 +53,7 @@ def test_ddp_two_cpu_ranks(tmp_path, an4_root):
     cb = json.dumps({"class_path": "test_ddp.RankProbe", "init_args": {"out_dir": str(probe)}})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
            "ZOO_DATA": str(an4_root.parent), "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-           "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+           "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "TERM": "dumb"}  # CI-like: piped, no TTY
     zoo = Path(sys.executable).parent / "zoo"
     cmd = [str(zoo), "fit", "--config", str(TINY), "--trainer", str(DDP), "--trainer.accelerator", "cpu",
            "--trainer.devices", "2", "--trainer.max_steps", "2", "--trainer.limit_train_batches", "2",
@@ -84,5 +84,8 @@ def test_ddp_two_cpu_ranks(tmp_path, an4_root):
     changed = [k for k in s0["final"] if s0["final"][k].is_floating_point()
                and not torch.equal(s0["final"][k], s0["initial"][k])]
     assert any(k.startswith("net.encoder.") for k in changed), "no training happened"
-    # rank 0 wrote the checkpoint
+    # rank 0 wrote the checkpoint and the (single, offline) W&B run; the tiny recipe's RichProgressBar ran
+    # without a terminal
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
+    assert "Epoch 0" in p.stdout + p.stderr

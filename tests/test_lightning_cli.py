@@ -55,16 +55,19 @@ def read_wandb_run(run_dir: Path) -> tuple[list[dict], dict]:
         if kind in (1, 4):  # FULL or LAST fragment
             records.append(buf)
             buf = b""
-    history, summary = [], {}
+    history, summary, kinds = [], {}, set()
     for raw in records:
         rec = pb.Record()
         rec.ParseFromString(raw)
         which = rec.WhichOneof("record_type")
+        kinds.add(which)
         if which == "history":
             history.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item})
         elif which == "summary":
             for u in rec.summary.update:
                 summary[u.key or "/".join(u.nested_key)] = json.loads(u.value_json)
+    # the CLI returns only once the run is finished and flushed: a complete file ends with an exit record
+    assert "exit" in kinds, f"{path} is incomplete ({len(data)} bytes, records: {sorted(kinds)})"
     return history, summary
 
 
@@ -127,6 +130,15 @@ def test_print_config_with_configs(capsys):
     assert off["trainer"]["accelerator"] == "cpu" and off["trainer"]["logger"]["init_args"]["offline"] is True
 
 
+@pytest.mark.parametrize("recipe", sorted(str(p.relative_to(REPO)) for d in ("asr", "ci")
+                                    for p in (REPO / "configs" / d).glob("*.yaml")))
+def test_every_recipe_parses(capsys, recipe):
+    src = yaml.safe_load((REPO / recipe).read_text())
+    cfg = print_config(capsys, "--config", str(REPO / recipe))
+    assert cfg["model"]["class_path"] == src["model"]["class_path"]
+    assert cfg["trainer"]["use_distributed_sampler"] is False
+
+
 def test_console_script_and_python_entry_do_not_warn_about_args(capsys, an4_root):
     # console script: LightningCLI must read sys.argv itself (no "args and sys.argv both given" warning)
     zoo = Path(sys.executable).parent / "zoo"
@@ -143,6 +155,16 @@ def test_console_script_and_python_entry_do_not_warn_about_args(capsys, an4_root
         cfg = print_config(capsys, "--config", TINY, "--trainer.max_steps", "7")
     assert cfg["trainer"]["max_steps"] == 7
     assert not [w for w in caught if ARGS_WARNING in str(w.message)]
+
+
+def test_main_hands_console_argv_to_lightning_untouched(monkeypatch):
+    import zoo.lightning_cli
+
+    seen = []
+    monkeypatch.setattr(zoo.lightning_cli, "run", seen.append)
+    monkeypatch.setattr(sys, "argv", ["zoo", "fit", "--config", TINY])
+    assert main() == 0 and seen[-1] is None  # console script: LightningCLI parses sys.argv[1:] itself
+    assert main(["validate", "--config", TINY]) == 0 and seen[-1] == ["validate", "--config", TINY]
 
 
 # --- training on real AN4 -------------------------------------------------------------------------------
@@ -231,3 +253,21 @@ def test_task_init_from_needs_no_net_fields(tiny_folder):
     # a loaded net comes back in eval mode; the task must hand it to Lightning in train mode (dropout on)
     assert all(m.training for m in task.modules())
     assert task.ctc_head.in_features == task.net.encoder.output_dim
+
+
+def test_task_estimates_stats_without_a_datamodule():
+    """``trainer.fit(task, train_dataloaders=...)`` (no DataModule): stats come from the given loader."""
+    import lightning as L
+
+    from conftest import TINY_MODEL
+    from zoo.tasks import TransducerTask
+
+    g = torch.Generator().manual_seed(0)
+    batches = [{"audio": torch.randn(2, 16000, generator=g) * 0.1, "audio_lens": torch.tensor([16000, 12000]),
+                "text": ["HELLO", "AB"]} for _ in range(3)]
+    task = TransducerTask(**TINY_MODEL, stats_batches=2)
+    assert not bool((task.net.featurizer.mean != 0).any())
+    t = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False)
+    t.fit(task, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    assert bool((task.net.featurizer.mean != 0).any()) and t.global_step == 1

@@ -9,46 +9,86 @@ import random
 import pytest
 import torch
 
-from conftest import make_tiny_net
+from conftest import TINY_MODEL, make_tiny_net
+from zoo.asr import TransducerASR
 from zoo.audio import load_audio
 from zoo.decoding import greedy_search
 from zoo.errors import ZooError
+from zoo.nets import ENCODERS
+from zoo.text import CharTokenizer
 
 
 def sample_partitions(n: int, seed: int):
     """(name, chunk sizes) covering ``n`` samples: 1-sample pushes (then random), random, odd, whole."""
     rng = random.Random(seed)
-    ones = [1] * 700 + [rng.randint(1, 9000) for _ in range(n)]
-    rand = [rng.choice([1, 7, rng.randint(1, 300), rng.randint(300, 12000)]) for _ in range(n)]
+    ones = [1] * 700 + [rng.randint(1, 9000) for _ in range(n // 100 + 50)]
+    rand = [rng.choice([1, 7, rng.randint(1, 300), rng.randint(300, 12000)]) for _ in range(n // 100 + 50)]
     return [("ones", ones), ("random", rand), ("odd", [2731] * (n // 2731 + 1)), ("whole", [n])]
 
 
 def chunks(wav: torch.Tensor, sizes: list[int]):
+    """Consecutive pieces of ``wav`` with the given sizes; the sizes must cover all of it."""
     i = 0
     for s in sizes:
         if i >= wav.numel():
             return
         yield wav[i:i + s]
         i += s
+    assert i >= wav.numel(), "partition shorter than the audio"
 
 
-def lively_net(wav: torch.Tensor, seed: int = 0):
-    """The tiny random model, made to mix blanks and varied tokens (a random joiner emits either
-    nothing or ``max_symbols`` of one letter per frame, which makes comparisons weak): sharpen the
-    joiner, then bisect the blank bias until ``wav`` yields about one token per two frames."""
-    net = make_tiny_net(seed)
+# tiny configs of every registered encoder (a new encoder must be added here: see the guard test)
+TINY_ENCODERS = {
+    "lstm": TINY_MODEL["encoder"],
+    "convrnnt": {"name": "convrnnt", "stack": 4, "local_channels": [4, 8], "local_dim": 16, "global_channels": 16,
+                 "global_blocks": 2, "fused_dim": 24, "hidden": 32, "layers": 1, "dropout": 0.0},
+    "emformer": {"name": "emformer", "stack": 4, "d_model": 32, "num_heads": 2, "ffn_dim": 64, "layers": 2,
+                 "segment_length": 4, "left_context_length": 8, "dropout": 0.0},
+}
+
+
+def lively_net(wav: torch.Tensor, seed: int = 0, encoder: str = "lstm"):
+    """The tiny random model, made to emit varied tokens between blanks. A random joiner is driven by its
+    biases, emitting either nothing or ``max_symbols`` copies of one letter per frame, which makes
+    comparisons weak. So: standardise the encoder and predictor inputs of the joiner (on ``wav``), then
+    bisect the blank bias until ``wav`` yields about one token per two frames."""
+    if encoder == "lstm":
+        net = make_tiny_net(seed)
+    else:
+        torch.manual_seed(seed)
+        net = TransducerASR(**{**TINY_MODEL, "encoder": TINY_ENCODERS[encoder]}, tokenizer=CharTokenizer()).eval()
+        net.featurizer.set_stats(torch.full((40,), -5.0), torch.full((40,), 3.0))
     with torch.no_grad():
-        net.joiner.out.weight.mul_(4)
         enc, elen = net.encode(wav[None], torch.tensor([wav.numel()]))
-        base = net.joiner.out.bias[0].item()
-        lo, hi = -10.0, 10.0
+        # let the audio drive the joiner: standardise each encoder dim over time inside enc_proj
+        mu, sd = enc[0].mean(0), enc[0].std(0).clamp_min(1e-6)
+        w = net.joiner.enc_proj.weight / sd
+        net.joiner.enc_proj.bias.sub_(w @ mu)
+        net.joiner.enc_proj.weight.copy_(w)
+        # ... and the label history: standardise the predictor output over the possible last tokens
+        v = net.tokenizer.vocab_size
+        out, _ = net.predictor.step(torch.arange(v), net.predictor.init_state(v))
+        mu, sd = out.mean(0), out.std(0).clamp_min(1e-6)
+        w = net.joiner.pred_proj.weight / sd
+        net.joiner.pred_proj.bias.sub_(w @ mu)
+        net.joiner.pred_proj.weight.copy_(w)
+        base, target = net.joiner.out.bias[0].item(), int(elen[0]) // 2
+        lo, hi, best = -60.0, 60.0, (float("inf"), 0.0)
         for _ in range(20):
-            net.joiner.out.bias[0] = base + (lo + hi) / 2
+            mid = (lo + hi) / 2
+            net.joiner.out.bias[0] = base + mid
             n = len(greedy_search(net, enc, elen).hyps[0])
-            if n > int(elen[0]) // 2:
-                lo = (lo + hi) / 2
-            else:
-                hi = (lo + hi) / 2
+            if n:
+                best = min(best, (abs(n - target), mid))
+            lo, hi = (mid, hi) if n > target else (lo, mid)
+        net.joiner.out.bias[0] = base + best[1]
+        # decode the letter with the most separate runs as a space, so texts have words (and collapsible
+        # double spaces)
+        hyp = greedy_search(net, enc, elen).hyps[0]
+        v = net.tokenizer.vocab
+        starts = [c for i, c in enumerate(hyp) if i == 0 or hyp[i - 1] != c]
+        top = max(set(v) - {" "}, key=lambda c: starts.count(v.index(c) + 1))
+        net.tokenizer = CharTokenizer(v.translate(str.maketrans({top: " ", " ": top})))
     return net
 
 
@@ -74,6 +114,7 @@ def batch_ref(net, wavs):
     # guard against a vacuous comparison: varied tokens, and blanks between them
     assert all(len(set(t)) >= 3 for t in toks)
     assert 0 < len(toks[0]) < int(elens[0])
+    assert texts[0].count(" ") >= 3
     return toks, texts
 
 
@@ -96,6 +137,9 @@ def test_encoder_stream_step_equals_forward(net, wavs, seed):
                 assert y.shape[1] == n // k
                 outs.append(y)
                 i += n
+            tail, state = enc_net.stream_flush(state)
+            if tail is not None:
+                outs.append(tail)
             got = torch.cat(outs, 1)
             assert got.shape == full.shape == (1, int(olen), enc_net.output_dim)
             assert (got - full).abs().max() <= 1e-4
@@ -144,6 +188,16 @@ def run_session(session, wav, sizes):
     return r
 
 
+def test_new_text_pieces_add_up(net, wavs, batch_ref):
+    """Printing each new_text as it arrives reproduces the final text, spaces included."""
+    s = net.stream(chunk_ms=40)
+    pieces = [s.accept_waveform(c).new_text for c in chunks(wavs[0], [640] * 100)]
+    pieces.append(s.finalize().new_text)
+    assert "".join(pieces) == batch_ref[1][0]
+    assert sum(p != "" for p in pieces) >= 5  # text really arrived piece by piece
+    assert any(p.startswith(" ") for p in pieces)  # a word boundary fell between two calls
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_session_equals_transcribe(net, wavs, batch_ref, seed):
     toks, texts = batch_ref
@@ -183,8 +237,8 @@ def test_reset_makes_session_reusable(net, wavs, batch_ref):
     r = run_session(s, wavs[1], [999] * 30)
     assert (s.tokens, r.text) == (toks[1], texts[1])
     # reset in the middle of an utterance discards everything buffered so far
-    for c in chunks(wavs[1], [777] * 5):
-        s.accept_waveform(c)
+    for i in range(5):
+        s.accept_waveform(wavs[1][777 * i:777 * (i + 1)])
     s.reset()
     r = run_session(s, wavs[0], [5000] * 20)
     assert (s.tokens, r.text) == (toks[0], texts[0])
@@ -227,3 +281,22 @@ def test_streaming_info(net):
     info = net.streaming_info(160)
     assert info["supported"] and info["frame_ms"] == pytest.approx(40.0)
     assert info["algorithmic_latency_ms"] == pytest.approx(160 + 15)
+
+
+# --- every encoder ---------------------------------------------------------------------------------
+def test_every_encoder_has_a_tiny_config():
+    assert set(TINY_ENCODERS) == set(ENCODERS)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_ENCODERS))
+def test_session_equals_transcribe_every_encoder(name, wavs):
+    """Held-back outputs (Emformer segments) and flushing at the end keep the session exact."""
+    net = lively_net(wavs[0], encoder=name)
+    texts = net.transcribe(wavs, sample_rate=16000)
+    assert all(texts) and texts[0] != texts[1]
+    s = net.stream(chunk_ms=120)
+    for i, w in enumerate(wavs):
+        parts = dict(sample_partitions(w.numel(), 5 + i))
+        for pname in ("random", "odd") if i == 0 else ("ones", "whole"):
+            s.reset()
+            assert run_session(s, w, parts[pname]).text == texts[i], (name, pname)

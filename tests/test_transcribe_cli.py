@@ -81,11 +81,12 @@ def test_beam_search_option(model_dir, model, files, capsys):
 
 @pytest.fixture
 def manifest(tmp_path, files, an4_wavs):
-    """test.jsonl with relative paths, real-ish references (one exact hypothesis), and an offset segment."""
+    """test.jsonl with relative paths, references with case and punctuation for the normaliser to remove,
+    and an offset segment."""
     a, b = files
-    entries = [{"audio_filepath": "a.wav", "duration": 0.8, "text": "TWO SIX EIGHT FOUR FOUR ONE EIGHT"},
+    entries = [{"audio_filepath": "a.wav", "duration": 0.8, "text": "two six, eight four four one eight."},
                {"audio_filepath": "b.flac", "duration": 3.3, "text": "placeholder"},
-               {"audio_filepath": "b.flac", "offset": 1.0, "duration": 1.5, "text": "ENTER SIX TWO"}]
+               {"audio_filepath": "b.flac", "offset": 1.0, "duration": 1.5, "text": "Enter six two!"}]
     m = tmp_path / "test.jsonl"
     m.write_text("".join(json.dumps(e) + "\n" for e in entries))
     return m

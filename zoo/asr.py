@@ -89,9 +89,11 @@ class TransducerASR(nn.Module):
 
         Returns one string per input, in order.
         """
-        if isinstance(inputs, (str, os.PathLike)) or (torch.is_tensor(inputs) and inputs.dim() == 1):
-            inputs = [inputs]
+        if isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1):
+            inputs = [inputs]  # one path or one (S,) tensor / numpy array
         inputs = list(inputs)
+        if batch_size < 1:
+            raise ZooError(f"batch_size must be at least 1 (got {batch_size})")
         was_training = self.training
         self.eval()
         texts: list[str] = [""] * len(inputs)

@@ -34,6 +34,8 @@ def model_config(net, normalizer: str = "upper", **extra) -> dict:
 def save_pretrained(net, folder: str | Path, config: dict | None = None, card: str | None = None) -> Path:
     """Write a model folder atomically (a temp folder renamed into place)."""
     folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / "config.json").is_file())):
+        raise ModelFolderError(f"{folder} exists and is not a model folder; choose a new or empty folder")
     cfg = config or model_config(net)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -78,7 +80,11 @@ def load_folder(folder: str | Path, strict: bool = True, map_location: str = "cp
         tokenizer = build_tokenizer(cfg.get("tokenizer", {}), folder)
     except OSError as e:
         raise ModelFolderError(f"model folder {folder}: cannot load tokenizer ({e})") from None
-    net = cls(**cfg["model"], tokenizer=tokenizer)
+    try:
+        net = cls(**cfg["model"], tokenizer=tokenizer)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFolderError(f"{folder / 'config.json'} does not describe a valid {cfg.get('architecture')} "
+                               f"model ({type(e).__name__}: {e})") from None
     try:
         state = load_file(folder / "model.safetensors", device=map_location)
     except Exception as e:  # safetensors raises its own error types

@@ -90,10 +90,16 @@ def _wandb_run():
 
 
 def _finish_wandb(before, failed: bool) -> None:
-    """Finish the W&B run this command started (not one the caller already had open)."""
+    """Finish the W&B run this command started (not one the caller already had open).
+
+    ``run.finish()`` returns before wandb-core has flushed the run file (offline runs can still be a bare
+    header on disk), so when no other run is open the W&B service is torn down too, which waits for it.
+    """
     current = _wandb_run()
     if current is not None and current is not before:
         current.finish(exit_code=1 if failed else 0)
+        if before is None:
+            sys.modules["wandb"].teardown()
 
 
 def run(args: list[str] | None = None) -> ZooLightningCLI:

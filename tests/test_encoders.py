@@ -1,0 +1,124 @@
+"""Every registered streaming encoder: streamed == full on real AN4 audio, causality, batching; and the
+paper-sized ConvRNN-T config runs a forward/backward step."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from zoo.asr import TransducerASR
+from zoo.nets import ENCODERS
+from zoo.text import CharTokenizer
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = {
+    "lstm": {"hidden": 32, "layers": 2},
+    "convrnnt": {"local_channels": [4, 8], "local_dim": 16, "global_channels": 16, "global_blocks": 3,
+                 "fused_dim": 24, "hidden": 32, "layers": 2, "dropout": 0.0},
+    "emformer": {"d_model": 32, "num_heads": 2, "ffn_dim": 64, "layers": 2, "segment_length": 4,
+                 "left_context_length": 8, "dropout": 0.0},
+}
+
+
+def test_every_encoder_is_covered():
+    assert set(SMALL) == set(ENCODERS)
+
+
+def _net(name: str, seed: int = 0) -> TransducerASR:
+    torch.manual_seed(seed)
+    net = TransducerASR({"name": name, **SMALL[name]}, {"embed_dim": 8, "hidden": 16}, {"joint_dim": 16},
+                        {"n_mels": 40}, tokenizer=CharTokenizer()).eval()
+    net.featurizer.set_stats(torch.full((40,), -5.0), torch.full((40,), 3.0))
+    with torch.no_grad():  # favour blank so a random net emits tens of tokens, not max_symbols per frame
+        net.joiner.out.bias[0] += 2.0
+    return net
+
+
+def _feats(net, wav_paths):
+    from zoo.audio import load_audio
+
+    wavs = [load_audio(p, 16000) for p in wav_paths]
+    lens = torch.tensor([w.numel() for w in wavs])
+    feats, flens = net.featurizer(torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True), lens)
+    return feats, flens, wavs
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_streamed_encoder_equals_full(name, an4_wavs):
+    net = _net(name)
+    enc = net.encoder
+    feats, flens, _ = _feats(net, an4_wavs[:1])
+    t = int(flens[0]) // enc.subsampling * enc.subsampling
+    with torch.no_grad():
+        full, _ = enc(feats[:, :t], flens[:1])
+        g = torch.Generator().manual_seed(3)
+        for _ in range(3):
+            state, outs, i = enc.init_state(1), [], 0
+            while i < t:
+                n = int(torch.randint(1, 12, (1,), generator=g)) * enc.subsampling
+                y, state = enc.stream_step(feats[:, i:i + n], state)
+                outs.append(y)
+                i += n
+            y, state = enc.stream_flush(state)
+            if y is not None:
+                outs.append(y)
+            streamed = torch.cat(outs, 1)
+            assert streamed.shape == full.shape
+            assert (streamed - full).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_future_frames_never_change_past_outputs(name, an4_wavs):
+    net = _net(name)
+    enc = net.encoder
+    feats, flens, _ = _feats(net, an4_wavs[:1])
+    t_out = int(flens[0]) // enc.subsampling
+    k = t_out // 2  # perturb input from output frame k onwards
+    x2 = feats.clone()
+    x2[:, k * enc.subsampling:] += torch.randn_like(x2[:, k * enc.subsampling:])
+    with torch.no_grad():
+        a, _ = enc(feats, flens)
+        b, _ = enc(x2, flens)
+    # an output frame may see at most lookahead_frames input frames ahead of it
+    la = -(-enc.lookahead_frames // enc.subsampling)
+    safe = k - la
+    assert safe > 0
+    assert (a[:, :safe] - b[:, :safe]).abs().max() == 0
+    assert (a[:, k:] - b[:, k:]).abs().max() > 1e-3  # and the change is visible later (test can fail)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_batch_equals_single_and_stream_text(name, an4_wavs):
+    net = _net(name)
+    paths = [str(p) for p in an4_wavs[:3]]
+    batch = net.transcribe(paths, batch_size=3)
+    single = [net.transcribe([p])[0] for p in paths]
+    assert batch == single
+    from zoo.audio import load_audio
+
+    wav = load_audio(paths[0], 16000)
+    s = net.stream(chunk_ms=160)
+    for i in range(0, wav.numel(), 2777):
+        s.accept_waveform(wav[i:i + 2777])
+    assert s.finalize().text == batch[0]
+
+
+def test_paper_sized_convrnnt_forward_backward():
+    from zoo.tasks import TransducerTask
+
+    cfg = yaml.safe_load((REPO / "configs/asr/convrnnt_librispeech.yaml").read_text())["model"]["init_args"]
+    cfg = {k: v for k, v in cfg.items() if k not in ("optimizer", "scheduler")}
+    cfg["tokenizer"] = {"type": "char"}  # the sentencepiece file needs LibriSpeech; the net is the same size
+    task = TransducerTask(**cfg)
+    n = sum(p.numel() for p in task.net.encoder.parameters())
+    assert n > 20e6, n  # paper scale, not the CPU-sized one
+    task.net.featurizer.set_stats(torch.zeros(80), torch.ones(80))
+    batch = {"audio": torch.randn(2, 4000) * 0.1, "audio_lens": torch.tensor([4000, 3200]),
+             "text": ["HI", "YO"]}
+    loss, logs, _, _ = task._forward_loss(batch, augment=True)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert task.net.encoder.local[0].conv.weight.grad.abs().sum() > 0
+    assert task.net.encoder.blocks[-1].se.fc1.weight.grad.abs().sum() > 0

@@ -1,0 +1,104 @@
+"""``zoo export <ckpt> <out_dir>``: a checkpoint from a real (tiny) ``zoo fit`` -> model folder that reloads to
+the same model; one-line errors for missing / foreign / unreadable checkpoints and unsafe output folders."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from zoo.cli import main
+from zoo.lightning_cli import run
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = str(REPO / "configs" / "ci" / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, an4_root) -> Path:
+    root = tmp_path_factory.mktemp("export_fit")
+    run(["fit", "--config", TINY, "--trainer.default_root_dir", str(root), "--data.data_dir", str(an4_root),
+         "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1"])
+    return root / "checkpoints" / "last.ckpt"
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_export_writes_verified_model_folder(ckpt, tmp_path, capsys, an4_wavs):
+    from zoo.hub import from_pretrained
+
+    out = tmp_path / "tiny-an4"
+    assert main(["export", str(ckpt), str(out), "--name", "tiny-an4-test"]) == 0
+    assert "reloaded and verified" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "README.md"}
+    assert not list(tmp_path.glob(".tiny-an4.*")), "temporary export folder left behind"
+
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["architecture"] == "transducer" and cfg["task"] == "asr"
+    assert cfg["model"]["encoder"]["hidden"] == 32 and cfg["model"]["featurizer"]["n_mels"] == 40
+    assert cfg["tokenizer"]["type"] == "char"
+    assert "tiny-an4-test" in (out / "README.md").read_text()
+
+    # weights are exactly the checkpoint's net.* tensors (ctc_head and optimizer state left out)
+    ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+    want = {k[len("net."):]: v for k, v in ck["state_dict"].items() if k.startswith("net.")}
+    got = load_file(out / "model.safetensors")
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+    # and the folder is a working model: same transcripts as the checkpoint's own net
+    from zoo.export import net_from_checkpoint
+
+    net, _ = net_from_checkpoint(ckpt)
+    model = from_pretrained(out)
+    assert model.transcribe([str(w) for w in an4_wavs[:2]]) == net.transcribe([str(w) for w in an4_wavs[:2]])
+
+    # re-exporting over an existing model folder replaces it
+    assert main(["export", str(ckpt), str(out)]) == 0
+    assert "# tiny-an4" in (out / "README.md").read_text()
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nope.ckpt"), str(tmp_path / "out")]) == 2
+    assert "checkpoint not found" in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_checkpoint_folder_instead_of_file(ckpt, tmp_path, capsys):
+    assert main(["export", str(ckpt.parent), str(tmp_path / "out")]) == 2
+    assert "is a folder" in one_line_error(capsys)
+
+
+def test_non_zoo_lightning_checkpoint(tmp_path, capsys):
+    foreign = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"layer.weight": torch.zeros(2, 2)}, "global_step": 10, "epoch": 1,
+                "pytorch-lightning_version": "2.6.6"}, foreign)
+    assert main(["export", str(foreign), str(tmp_path / "out")]) == 2
+    assert "not written by a zoo task" in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content", ["text", "pickle"])
+def test_unreadable_checkpoint(tmp_path, capsys, content):
+    bad = tmp_path / "bad.ckpt"
+    if content == "text":
+        bad.write_text("not a checkpoint\n")
+    else:  # a pickle that needs arbitrary code: refused by weights_only loading, in one line
+        torch.save({"state_dict": {}, "obj": Path("x")}, bad)
+    assert main(["export", str(bad), str(tmp_path / "out")]) == 2
+    assert "cannot read" in one_line_error(capsys)
+
+
+def test_refuses_to_replace_a_non_model_folder(ckpt, tmp_path, capsys):
+    precious = tmp_path / "mydir"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    assert main(["export", str(ckpt), str(precious)]) == 2
+    assert "not a model folder" in one_line_error(capsys)
+    assert (precious / "notes.txt").read_text() == "keep me"
