@@ -60,3 +60,30 @@ def tiny_folder(tmp_path, tiny_net) -> Path:
 
     cfg = model_config(tiny_net)
     return save_pretrained(tiny_net, tmp_path / "tiny-model", config=cfg, card=render_card("tiny-model", cfg))
+
+
+def stream_encoder(enc, feats: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """Run ``enc.stream_step`` over consecutive pieces of ``feats`` (B, T, F) of the given sizes (multiples of
+    ``enc.subsampling``; the last is cut to what is left), then ``stream_flush``; returns all outputs."""
+    k, t = enc.subsampling, feats.shape[1]
+    state, outs, i, sizes = enc.init_state(feats.shape[0]), [], 0, list(sizes)
+    while i + k <= t:
+        n = min(sizes.pop(0), (t - i) // k * k)
+        y, state = enc.stream_step(feats[:, i:i + n], state)
+        outs.append(y)
+        i += n
+    tail, state = enc.stream_flush(state)
+    if tail is not None:
+        outs.append(tail)
+    return torch.cat(outs, 1)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A Hub-compatible server on 127.0.0.1 that the in-process huggingface_hub client talks to."""
+    from hub_server import HubServer, hub_env
+
+    with HubServer(tmp_path / "hub") as server:
+        hub_env(monkeypatch, server, home=tmp_path / "hf_home")
+        yield server
+    assert not server.errors, server.errors[0]

@@ -12,23 +12,17 @@ from zoo.asr import TransducerASR
 from zoo.nets import ENCODERS
 from zoo.text import CharTokenizer
 
+from conftest import stream_encoder
+from test_streaming import TINY_ENCODERS, lively_net
+
 REPO = Path(__file__).resolve().parent.parent
-SMALL = {
-    "lstm": {"hidden": 32, "layers": 2},
-    "convrnnt": {"local_channels": [4, 8], "local_dim": 16, "global_channels": 16, "global_blocks": 3,
-                 "fused_dim": 24, "hidden": 32, "layers": 2, "dropout": 0.0},
-    "emformer": {"d_model": 32, "num_heads": 2, "ffn_dim": 64, "layers": 2, "segment_length": 4,
-                 "left_context_length": 8, "dropout": 0.0},
-}
-
-
 def test_every_encoder_is_covered():
-    assert set(SMALL) == set(ENCODERS)
+    assert set(TINY_ENCODERS) == set(ENCODERS)
 
 
 def _net(name: str, seed: int = 0) -> TransducerASR:
     torch.manual_seed(seed)
-    net = TransducerASR({"name": name, **SMALL[name]}, {"embed_dim": 8, "hidden": 16}, {"joint_dim": 16},
+    net = TransducerASR(TINY_ENCODERS[name], {"embed_dim": 8, "hidden": 16}, {"joint_dim": 16},
                         {"n_mels": 40}, tokenizer=CharTokenizer()).eval()
     net.featurizer.set_stats(torch.full((40,), -5.0), torch.full((40,), 3.0))
     with torch.no_grad():  # favour blank so a random net emits tens of tokens, not max_symbols per frame
@@ -45,7 +39,7 @@ def _feats(net, wav_paths):
     return feats, flens, wavs
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", sorted(TINY_ENCODERS))
 def test_streamed_encoder_equals_full(name, an4_wavs):
     net = _net(name)
     enc = net.encoder
@@ -55,21 +49,13 @@ def test_streamed_encoder_equals_full(name, an4_wavs):
         full, _ = enc(feats[:, :t], flens[:1])
         g = torch.Generator().manual_seed(3)
         for _ in range(3):
-            state, outs, i = enc.init_state(1), [], 0
-            while i < t:
-                n = int(torch.randint(1, 12, (1,), generator=g)) * enc.subsampling
-                y, state = enc.stream_step(feats[:, i:i + n], state)
-                outs.append(y)
-                i += n
-            y, state = enc.stream_flush(state)
-            if y is not None:
-                outs.append(y)
-            streamed = torch.cat(outs, 1)
+            sizes = [int(torch.randint(1, 12, (1,), generator=g)) * enc.subsampling for _ in range(t)]
+            streamed = stream_encoder(enc, feats[:, :t], sizes)
             assert streamed.shape == full.shape
             assert (streamed - full).abs().max() <= 1e-4
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", sorted(TINY_ENCODERS))
 def test_future_frames_never_change_past_outputs(name, an4_wavs):
     net = _net(name)
     enc = net.encoder
@@ -89,20 +75,16 @@ def test_future_frames_never_change_past_outputs(name, an4_wavs):
     assert (a[:, k:] - b[:, k:]).abs().max() > 1e-3  # and the change is visible later (test can fail)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
-def test_batch_equals_single_and_stream_text(name, an4_wavs):
-    net = _net(name)
+@pytest.mark.parametrize("name", sorted(TINY_ENCODERS))
+def test_batch_equals_single(name, an4_wavs):
+    from zoo.audio import load_audio
+
+    net = lively_net(load_audio(an4_wavs[0], 16000), encoder=name)
     paths = [str(p) for p in an4_wavs[:3]]
     batch = net.transcribe(paths, batch_size=3)
     single = [net.transcribe([p])[0] for p in paths]
     assert batch == single
-    from zoo.audio import load_audio
-
-    wav = load_audio(paths[0], 16000)
-    s = net.stream(chunk_ms=160)
-    for i in range(0, wav.numel(), 2777):
-        s.accept_waveform(wav[i:i + 2777])
-    assert s.finalize().text == batch[0]
+    assert sum(len(b) for b in batch) > 0
 
 
 def test_paper_sized_convrnnt_forward_backward():

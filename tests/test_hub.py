@@ -10,12 +10,6 @@ import pytest
 import torch
 from huggingface_hub import constants
 
-try:
-    from hub_server import HubServer, hub_env
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from hub_server import HubServer, hub_env
-
 import zoo
 from zoo.errors import ModelFolderError, ModelNotFoundError
 
@@ -24,12 +18,6 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    with HubServer(tmp_path / "hub") as server:
-        hub_env(monkeypatch, server, home=tmp_path / "hf_home")
-        yield server
-    assert not server.errors, server.errors[0]
 
 
 def _encode(net, seconds=0.5):

@@ -25,12 +25,6 @@ V1 = {"config.json": b'{"version": 1}', "weights/model.bin": bytes(range(256)) *
 V2 = {"config.json": b'{"version": 2}', "weights/model.bin": bytes(range(256)) * 4, "README.md": b"# tiny\n"}
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    with HubServer(tmp_path / "hub") as server:
-        hub_env(monkeypatch, server, home=tmp_path / "hf_home")
-        yield server
-    assert not server.errors, server.errors[0]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from conftest import TINY_MODEL, make_tiny_net
+from conftest import TINY_MODEL, make_tiny_net, stream_encoder
 from zoo.asr import TransducerASR
 from zoo.audio import load_audio
 from zoo.decoding import greedy_search
@@ -130,17 +130,7 @@ def test_encoder_stream_step_equals_forward(net, wavs, seed):
         t = feats.shape[1]
         rng = random.Random(seed)
         for sizes in ([k] * t, [k * rng.randint(1, 9) for _ in range(t)], [k * 7] * t, [t // k * k]):
-            state, outs, i = enc_net.init_state(1), [], 0
-            while i + k <= t:
-                n = min(sizes.pop(0), (t - i) // k * k)
-                y, state = enc_net.stream_step(feats[:, i:i + n], state)
-                assert y.shape[1] == n // k
-                outs.append(y)
-                i += n
-            tail, state = enc_net.stream_flush(state)
-            if tail is not None:
-                outs.append(tail)
-            got = torch.cat(outs, 1)
+            got = stream_encoder(enc_net, feats, sizes)
             assert got.shape == full.shape == (1, int(olen), enc_net.output_dim)
             assert (got - full).abs().max() <= 1e-4
 
