@@ -1,0 +1,42 @@
+"""Model cards: front matter (license, library, metrics, model-index) and consistency with config.json."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from huggingface_hub import ModelCard
+
+from zoo.registry import MODELS, bundled_folder, list_models
+
+RELEASED = [n for n in sorted(MODELS) if (bundled_folder(n) / "config.json").is_file()]
+
+
+def test_tiny_card_front_matter(tiny_folder):
+    card = ModelCard.load(tiny_folder / "README.md")
+    assert card.data.license == "apache-2.0"
+    assert card.data.library_name == "zoo"
+    assert "zoo.from_pretrained(\"tiny-model\")" in card.text
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_released_card_matches_config(name):
+    folder = bundled_folder(name)
+    cfg = json.loads((folder / "config.json").read_text())
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.license and card.data.library_name == "zoo" and card.data.datasets
+    res = cfg["results"]
+    wers = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert wers["WER (greedy)"] == pytest.approx(100 * res["greedy"]["wer"], abs=0.01)
+    assert f"{100 * res['greedy']['wer']:.2f}" in card.text          # the table shows the same number
+    assert "zoo evaluate --model " + name in card.text             # ... with its command
+    assert (folder / "train_config.yaml").is_file()                 # ... and the config that trained it
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        {"README.md", "config.json", "model.safetensors", "train_config.yaml", "eval_an4_test.txt"}
+        | ({"tokenizer.model"} if cfg["tokenizer"]["type"] == "sentencepiece" else set()))
+    assert (folder / "model.safetensors").stat().st_size < 20e6
+
+
+def test_list_models_reports_released_numbers():
+    for m in list_models():
+        if m.name in RELEASED:
+            assert m.params and m.streaming and m.metric.startswith("WER ")
