@@ -104,3 +104,42 @@ def test_paper_sized_convrnnt_forward_backward():
     assert torch.isfinite(loss)
     assert task.net.encoder.local[0].conv.weight.grad.abs().sum() > 0
     assert task.net.encoder.blocks[-1].se.fc1.weight.grad.abs().sum() > 0
+
+
+def test_cca_gated_inference_skips_work_and_matches_masked_forward(an4_wavs):
+    """infer() runs MHA/FFN only on active frames, gives the masked forward's output, counts fewer FLOPs."""
+    from zoo.nets.cca_transformer import CCATransformerEncoder
+    from zoo.nets.encoder import stack_frames
+
+    net = _net("cca_transformer")
+    enc: CCATransformerEncoder = net.encoder
+    feats, flens, _ = _feats(net, an4_wavs[:1])
+    with torch.no_grad():
+        for layer in enc.layers:  # about half the gates on
+            layer.arbitrator.bias.zero_()
+        full, _ = enc(feats, flens)
+        g_forward = enc.last_gates.clone()
+        frac = float(g_forward.mean())
+        assert 0.2 < frac < 0.8
+        x, _ = stack_frames(feats, flens, enc.subsampling)
+        y, _, flops = enc.infer(x, enc.init_state(1))
+        assert (y - full).abs().max() <= 1e-4
+        assert torch.equal(enc.last_gates, g_forward)  # same gate decisions
+        for layer in enc.layers:  # all gates on: more work, same code path
+            layer.arbitrator.bias.fill_(50.0)
+        _, _, dense = enc.infer(x, enc.init_state(1))
+    assert flops < 0.9 * dense
+
+
+def test_cca_compute_loss_is_differentiable():
+    from zoo.tasks import TransducerTask
+
+    task = TransducerTask(encoder=TINY_ENCODERS["cca_transformer"], predictor={"embed_dim": 8, "hidden": 16},
+                          joiner={"joint_dim": 16}, featurizer={"n_mels": 40}, compute_weight=1.0)
+    task.net.featurizer.set_stats(torch.zeros(40), torch.ones(40))
+    task.train()
+    batch = {"audio": torch.randn(2, 8000) * 0.1, "audio_lens": torch.tensor([8000, 6000]), "text": ["HI", "YO"]}
+    loss, logs, _, _ = task._forward_loss(batch, augment=False)
+    assert 0 < float(logs["compute_frac"]) < 1
+    task.net.encoder.expected_compute(torch.tensor([5, 3])).backward()
+    assert task.net.encoder.layers[0].arbitrator.weight.grad.abs().sum() > 0

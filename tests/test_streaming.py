@@ -44,6 +44,8 @@ TINY_ENCODERS = {
                  "global_blocks": 2, "fused_dim": 24, "hidden": 32, "layers": 1, "dropout": 0.0},
     "emformer": {"name": "emformer", "stack": 4, "d_model": 32, "num_heads": 2, "ffn_dim": 64, "layers": 2,
                  "segment_length": 4, "left_context_length": 8, "dropout": 0.0},
+    "cca_transformer": {"name": "cca_transformer", "stack": 4, "d_model": 32, "heads": 2, "ffn_dim": 64,
+                        "layers": 2, "left_context": 8, "dropout": 0.0},
 }
 
 

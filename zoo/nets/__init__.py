@@ -1,13 +1,14 @@
 """Plain ``nn.Module`` networks. ``ENCODERS`` names every encoder a config may ask for."""
 from zoo.nets.encoder import StreamingEncoder
 from zoo.nets.featurizer import FbankFeaturizer
+from zoo.nets.cca_transformer import CCATransformerEncoder
 from zoo.nets.convrnnt import ConvRNNTEncoder
 from zoo.nets.emformer import EmformerEncoder
 from zoo.nets.lstm import LSTMEncoder
 from zoo.nets.transducer import Joiner, LSTMPredictor
 
 ENCODERS: dict[str, type[StreamingEncoder]] = {"lstm": LSTMEncoder, "convrnnt": ConvRNNTEncoder,
-                                                "emformer": EmformerEncoder}
+                                                "emformer": EmformerEncoder, "cca_transformer": CCATransformerEncoder}
 
 
 def build_encoder(cfg: dict, input_dim: int) -> StreamingEncoder:
@@ -20,4 +21,4 @@ def build_encoder(cfg: dict, input_dim: int) -> StreamingEncoder:
     return ENCODERS[name](**cfg)
 
 
-__all__ = ["ENCODERS", "build_encoder", "FbankFeaturizer", "LSTMEncoder", "ConvRNNTEncoder", "EmformerEncoder", "LSTMPredictor", "Joiner", "StreamingEncoder"]
+__all__ = ["ENCODERS", "build_encoder", "FbankFeaturizer", "LSTMEncoder", "ConvRNNTEncoder", "EmformerEncoder", "CCATransformerEncoder", "LSTMPredictor", "Joiner", "StreamingEncoder"]

@@ -48,6 +48,9 @@ class TransducerTask(L.LightningModule):
         normalizer: text normaliser applied to references before tokenizing and to both sides of WER.
         val_beam_size, test_beam_size: 1 = greedy.
         stats_batches: training batches used to estimate the featurizer's mean/std when training from scratch.
+        compute_weight: lambda of the compute-cost loss ``lambda * expected compute fraction`` for encoders
+            with gates (``expected_compute``, e.g. cca_transformer); 0 disables it.
+        gate_tau: (start, end) Gumbel-sigmoid temperature, annealed geometrically over ``trainer.max_steps``.
         optimizer, scheduler: from the CLI config; the scheduler is stepped every optimizer step.
     """
 
@@ -55,6 +58,7 @@ class TransducerTask(L.LightningModule):
                  featurizer: dict | None = None, tokenizer: dict | None = None, init_from: str | None = None,
                  ctc_weight: float = 0.3, spec_augment: dict | None = None, normalizer: str = "upper",
                  val_beam_size: int = 1, test_beam_size: int = 4, stats_batches: int = 100,
+                 compute_weight: float = 0.0, gate_tau: tuple[float, float] = (1.0, 0.1),
                  optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -126,9 +130,18 @@ class TransducerTask(L.LightningModule):
             w = self.hparams.ctc_weight
             loss = (1 - w) * rnnt + w * ctc
             logs["ctc_loss"] = ctc
+        if hasattr(self.net.encoder, "expected_compute"):
+            frac = self.net.encoder.expected_compute(elens)
+            logs["compute_frac"] = frac.detach()
+            if self.hparams.compute_weight > 0:
+                loss = loss + self.hparams.compute_weight * frac
         return loss, logs, enc, elens
 
     def training_step(self, batch, batch_idx):
+        if hasattr(self.net.encoder, "tau"):
+            t0, t1 = self.hparams.gate_tau
+            total = max(1, self.trainer.max_steps if self.trainer.max_steps > 0 else 10_000)
+            self.net.encoder.tau = t0 * (t1 / t0) ** min(1.0, self.global_step / total)
         loss, logs, _, _ = self._forward_loss(batch, augment=True)
         bs = len(batch["text"])
         self.log("train_loss", loss, prog_bar=True, batch_size=bs)

@@ -1,0 +1,214 @@
+"""Compute-cost-amortized Transformer encoder (Xie et al., Interspeech 2022): per-frame arbitrators
+switch each layer's MHA and FFN sub-blocks on or off.
+
+Design (our choices where the paper is silent, see ../shared/notes/papers.md §2):
+- Causal pre-LN Transformer over 4x stacked frames; attention sees at most ``left_context`` past frames
+  (``window`` > 0 turns it into the sliding-window baseline: ``left_context = window``, gates off).
+- Arbitrator of layer l: a linear map of the block input h_t (D -> 2 logits: MHA, FFN), i.e. it looks
+  at the frame as the layer sees it; cost 2D MACs per frame, negligible next to a sub-block.
+- Training: Gumbel-sigmoid with a straight-through hard sample (forward uses {0, 1}, backward the
+  relaxed sigmoid), temperature ``tau`` annealed by the task; eval: gate = 1[logit > 0].
+- A skipped MHA frame writes no key/value at that layer: later frames do not attend to it. So a skipped
+  frame costs nothing at that layer, and inference can drop it entirely.
+- ``forward`` (training) computes every frame and masks; ``infer`` gathers the active frames of each
+  sub-block, runs it on those only and scatters back: the real saving. Both give the same output.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.nets.encoder import StreamingEncoder, stack_frames
+
+
+def gumbel_sigmoid_st(logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """Hard {0,1} sample in the forward pass, relaxed Gumbel-sigmoid gradient in the backward pass."""
+    u = torch.rand_like(logits).clamp(1e-6, 1 - 1e-6)
+    soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / tau)
+    hard = (soft > 0.5).to(soft.dtype)
+    return hard + soft - soft.detach()
+
+
+class GatedLayer(nn.Module):
+    """Pre-LN causal MHA + FFN with per-frame gates. Shapes: h (B, T, D), gates (B, T) each."""
+
+    def __init__(self, d: int, heads: int, ffn: int, dropout: float):
+        super().__init__()
+        self.heads, self.d = heads, d
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.ff = nn.Sequential(nn.Linear(d, ffn), nn.SiLU(), nn.Dropout(dropout), nn.Linear(ffn, d))
+        self.drop = nn.Dropout(dropout)
+        self.arbitrator = nn.Linear(d, 2)
+
+    def _attend(self, q, k, v, mask):
+        """q (B, Tq, D), k/v (B, Tk, D), mask (B, Tq, Tk) bool (True = may attend) -> (B, Tq, D)."""
+        b, tq, _ = q.shape
+        sh = lambda x: x.view(b, x.shape[1], self.heads, self.d // self.heads).transpose(1, 2)  # noqa: E731
+        y = F.scaled_dot_product_attention(sh(q), sh(k), sh(v), attn_mask=mask.unsqueeze(1))
+        return y.transpose(1, 2).reshape(b, tq, self.d)
+
+
+class CCATransformerEncoder(StreamingEncoder):
+    """Gated causal Transformer encoder.
+
+    Args:
+        input_dim, stack: features and frame stacking. d_model, heads, ffn_dim, layers: sizes.
+        left_context: past frames each frame may attend to (streaming cache length).
+        gated: learn per-frame gates (False = the all-on Transformer baseline).
+        window: if > 0, the sliding-window baseline (attention to ``window`` past frames, no gates).
+    Shapes: forward(feats (B, T, F), lengths (B,)) -> (B, T // stack, d_model), (B,);
+    ``last_gates`` holds the (B, T', layers, 2) gate values of the latest call.
+    """
+
+    def __init__(self, input_dim: int = 80, stack: int = 4, d_model: int = 144, heads: int = 4, ffn_dim: int = 576,
+                 layers: int = 6, left_context: int = 64, gated: bool = True, window: int = 0, dropout: float = 0.1):
+        super().__init__()
+        self._cfg = dict(input_dim=input_dim, stack=stack, d_model=d_model, heads=heads, ffn_dim=ffn_dim,
+                         layers=layers, left_context=left_context, gated=gated, window=window, dropout=dropout)
+        self.subsampling = stack
+        self.output_dim = d_model
+        self.left = window if window > 0 else left_context
+        self.gated = gated and window == 0
+        self.tau = 1.0
+        self.inp = nn.Sequential(nn.LayerNorm(input_dim * stack), nn.Linear(input_dim * stack, d_model))
+        self.layers = nn.ModuleList(GatedLayer(d_model, heads, ffn_dim, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.last_gates: torch.Tensor | None = None
+
+    def config(self) -> dict:
+        return dict(self._cfg)
+
+    # --- gates ---------------------------------------------------------------------------------
+    def _gates(self, layer: GatedLayer, h: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, 2) gates for (MHA, FFN)."""
+        if not self.gated:
+            return h.new_ones(h.shape[0], h.shape[1], 2)
+        logits = layer.arbitrator(h)
+        if self.training:
+            return gumbel_sigmoid_st(logits, self.tau)
+        return (logits > 0).to(h.dtype)
+
+    def gate_probs(self) -> torch.Tensor | None:
+        """Differentiable P(gate on) of the latest forward, (B, T', layers, 2), for the compute loss."""
+        return getattr(self, "_probs", None)
+
+    # --- training / full-utterance forward (masked) --------------------------------------------
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+        x, lengths = stack_frames(feats, lengths, self.subsampling)
+        b, t, _ = x.shape
+        h = self.inp(x)
+        idx = torch.arange(t, device=x.device)
+        band = (idx[None, :] <= idx[:, None]) & (idx[:, None] - idx[None, :] <= self.left)  # (T, T)
+        gates, probs = [], []
+        for layer in self.layers:
+            g = self._gates(layer, h)
+            gates.append(g)
+            if self.gated:
+                probs.append(torch.sigmoid(layer.arbitrator(h)))
+            ga, gf = g[..., 0], g[..., 1]
+            q, k, v = layer.qkv(layer.ln1(h)).chunk(3, dim=-1)
+            # keys: frames whose MHA is on, plus each query itself (so a row is never empty)
+            key_on = ga.detach() > 0.5
+            mask = band[None] & (key_on[:, None, :] | torch.eye(t, dtype=torch.bool, device=x.device)[None])
+            h = h + ga.unsqueeze(-1) * layer.drop(layer.out(layer._attend(q, k, v, mask)))
+            h = h + gf.unsqueeze(-1) * layer.drop(layer.ff(layer.ln2(h)))
+        self.last_gates = torch.stack(gates, 2).detach()
+        self._probs = torch.stack(probs, 2) if probs else None
+        return self.norm(h), lengths
+
+    # --- inference: run sub-blocks on active frames only ----------------------------------------
+    def init_state(self, batch_size: int, device=None) -> dict:
+        d = self.output_dim
+        st = {"t": torch.zeros((), dtype=torch.long, device=device)}
+        for i in range(len(self.layers)):
+            st[f"k{i}"] = torch.zeros(batch_size, 0, d, device=device)
+            st[f"v{i}"] = torch.zeros(batch_size, 0, d, device=device)
+            st[f"pos{i}"] = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
+        return st
+
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor, state: dict):
+        """Stacked frames x (1, T, stack*F) -> (1, T, D), new state, and counted FLOPs of this call.
+
+        Batch size 1: each stream has its own set of active frames.
+        """
+        assert x.shape[0] == 1, "infer() gathers per stream; call it per stream"
+        h = self.inp(x)[0]  # (T, D)
+        t = h.shape[0]
+        pos = state["t"] + torch.arange(t, device=h.device)
+        new = {"t": state["t"] + t}
+        d = self.output_dim
+        flops, gates = 0, []
+        for i, layer in enumerate(self.layers):
+            g = self._gates(layer, h[None])[0] > 0.5  # (T, 2)
+            gates.append(g)
+            flops += 2 * t * d * 2 * int(self.gated)  # arbitrators
+            a = g[:, 0].nonzero().flatten()
+            k_c, v_c, p_c = state[f"k{i}"][0], state[f"v{i}"][0], state[f"pos{i}"][0]
+            if a.numel():
+                q, k, v = layer.qkv(layer.ln1(h[a])).chunk(3, dim=-1)
+                keys, vals, kpos = torch.cat([k_c, k]), torch.cat([v_c, v]), torch.cat([p_c, pos[a]])
+                qpos = pos[a]
+                mask = (kpos[None, :] <= qpos[:, None]) & (qpos[:, None] - kpos[None, :] <= self.left)
+                y = layer.out(layer._attend(q[None], keys[None], vals[None], mask[None])[0])
+                h = h.index_add(0, a, y)
+                n_keys = mask.sum().item()
+                flops += 2 * a.numel() * (3 * d * d + d * d) + 2 * 2 * n_keys * d
+                keep = kpos > (pos[-1] - self.left)
+                k_c, v_c, p_c = keys[keep], vals[keep], kpos[keep]
+            new[f"k{i}"], new[f"v{i}"], new[f"pos{i}"] = k_c[None], v_c[None], p_c[None]
+            f_ = g[:, 1].nonzero().flatten()
+            if f_.numel():
+                h = h.index_add(0, f_, layer.ff(layer.ln2(h[f_])))
+                flops += 2 * f_.numel() * 2 * d * layer.ff[0].out_features
+        self.last_gates = torch.stack(gates, 1)[None].float()
+        return self.norm(h)[None], new, flops
+
+    def stream_step(self, feats: torch.Tensor, state: dict):
+        x, _ = stack_frames(feats, torch.zeros(feats.shape[0], dtype=torch.long), self.subsampling)
+        if x.shape[1] == 0:
+            return x.new_zeros(x.shape[0], 0, self.output_dim), state
+        outs, states = [], []
+        for b in range(x.shape[0]):
+            sb = {k: (v[b:b + 1] if v.dim() else v) for k, v in state.items()} if x.shape[0] > 1 else state
+            y, sb, _ = self.infer(x[b:b + 1], sb)
+            outs.append(y)
+            states.append(sb)
+        if len(states) == 1:
+            return outs[0], states[0]
+        return torch.cat(outs), _merge(states)
+
+    def expected_compute(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Cost-weighted expected fraction of MHA/FFN compute that stays on (differentiable), over the
+        valid frames of the latest ``forward``; lengths (B,) in output frames. 1.0 when ungated."""
+        probs = self.gate_probs()
+        if probs is None:
+            return torch.ones(())
+        d, ffn = self.output_dim, self.layers[0].ff[0].out_features
+        cost = probs.new_tensor([8 * d * d + 4 * self.left * d, 4 * d * ffn])  # MHA (full window), FFN
+        valid = (torch.arange(probs.shape[1], device=probs.device)[None] < lengths[:, None]).to(probs.dtype)
+        used = (probs * cost).sum(-1).mean(-1)  # (B, T') cost fraction per frame, averaged over layers
+        return (used * valid).sum() / (valid.sum() * cost.sum()).clamp_min(1)
+
+    def dense_flops_per_frame(self, n_keys: float) -> float:
+        """FLOPs of one frame through all layers with every gate on and ``n_keys`` attended keys."""
+        d = self.output_dim
+        ffn = self.layers[0].ff[0].out_features
+        return len(self.layers) * (2 * 4 * d * d + 4 * n_keys * d + 4 * d * ffn)
+
+
+def _merge(states: list[dict]) -> dict:
+    """Stack per-stream states whose caches may differ in length (padding is never read: 'pos' = -inf)."""
+    out = {"t": states[0]["t"]}
+    for key in states[0]:
+        if key == "t":
+            continue
+        if any(s[key].shape[1] != states[0][key].shape[1] for s in states):
+            raise ValueError("batched CCA streams must be stepped per stream (active-frame caches differ)")
+        out[key] = torch.cat([s[key] for s in states])
+    return out
