@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--summary", default=None, help="first paragraph of the card")
     ap.add_argument("--design", default=None, help="Markdown file: from the paper vs our choice")
     ap.add_argument("--beam-size", type=int, default=4)
+    ap.add_argument("--train-note", default="", help="Markdown appended to the training section")
     args = ap.parse_args()
 
     torch.manual_seed(0)
@@ -92,6 +93,8 @@ The exact config is `train_config.yaml` beside the weights. Recipe: 80-dim log-m
 (40 ms), SpecAugment (2 freq masks of width <= 15, 2 time masks of <= 5%), speed perturbation 0.9/1.1,
 CTC auxiliary loss (weight 0.3) on the encoder, AdamW (lr 2e-3, weight decay 0.01) with linear warm-up
 and cosine decay, gradient clipping 5.
+
+{args.train_note}
 """
     design_md = Path(args.design).read_text() if args.design else ""
     card = render_card(args.name, cfg, summary=args.summary or "", results_md=results_md,

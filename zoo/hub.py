@@ -50,6 +50,9 @@ def save_pretrained(net, folder: str | Path, config: dict | None = None, card: s
             (tmp / "README.md").write_text(card)
         elif (folder / "README.md").is_file():
             shutil.copyfile(folder / "README.md", tmp / "README.md")
+        tmp.chmod(0o755)  # mkdtemp makes 0700
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
