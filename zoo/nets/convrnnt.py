@@ -85,19 +85,23 @@ class ConvRNNTEncoder(StreamingEncoder):
         local_channels: channels of the local 2-D convs (each halves the frequency axis).
         global_channels: width C of the global CNN; global_blocks, global_kernel: blocks and DW kernel
             (block b has dilation 2**b).
-        fused_dim: size after concat(local, global) -> linear. hidden, layers: LSTM stack.
+        fused_dim: size after concat(local, global[, input]) -> linear. hidden, layers: LSTM stack.
+        input_skip: also feed the projected stacked frames to the fusion (our choice: the LSTMs then see at
+            least what the LSTM baseline sees; without it training on AN4 learned the acoustics slowly).
+        fuse_norm: LayerNorm after the fusion linear.
     Shapes: forward(feats (B, T, F), lengths (B,)) -> (B, T // stack, hidden), (B,).
     """
 
     def __init__(self, input_dim: int = 80, stack: int = 4, local_channels: tuple[int, ...] = (16, 32),
                  local_dim: int = 128, global_channels: int = 128, global_blocks: int = 4, global_kernel: int = 3,
                  se_reduction: int = 8, fused_dim: int = 256, hidden: int = 240, layers: int = 3,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, input_skip: bool = True, fuse_norm: bool = False):
         super().__init__()
         local_channels = tuple(local_channels)
         self._cfg = dict(input_dim=input_dim, stack=stack, local_channels=list(local_channels), local_dim=local_dim,
                          global_channels=global_channels, global_blocks=global_blocks, global_kernel=global_kernel,
-                         se_reduction=se_reduction, fused_dim=fused_dim, hidden=hidden, layers=layers, dropout=dropout)
+                         se_reduction=se_reduction, fused_dim=fused_dim, hidden=hidden, layers=layers, dropout=dropout,
+                         input_skip=input_skip, fuse_norm=fuse_norm)
         self.subsampling = stack
         self.output_dim = hidden
         self.input_dim = input_dim
@@ -110,7 +114,9 @@ class ConvRNNTEncoder(StreamingEncoder):
         self.global_in = nn.Sequential(nn.LayerNorm(input_dim * stack), nn.Linear(input_dim * stack, global_channels))
         self.blocks = nn.ModuleList(GlobalBlock(global_channels, global_kernel, 2 ** b, dropout, se_reduction)
                                     for b in range(global_blocks))
-        self.fuse = nn.Sequential(nn.Linear(local_dim + global_channels, fused_dim), nn.LayerNorm(fused_dim))
+        self.input_skip = input_skip
+        fuse_in = local_dim + global_channels * (2 if input_skip else 1)
+        self.fuse = nn.Sequential(nn.Linear(fuse_in, fused_dim), nn.LayerNorm(fused_dim) if fuse_norm else nn.Identity())
         self.drop = nn.Dropout(dropout)
         self.lstm = nn.LSTM(fused_dim, hidden, num_layers=layers, dropout=dropout if layers > 1 else 0.0,
                             batch_first=True)
@@ -143,11 +149,13 @@ class ConvRNNTEncoder(StreamingEncoder):
             loc = F.silu(loc)
         loc = self.local_out(loc.permute(0, 2, 1, 3).reshape(b, t, -1))
         # global: (B, C, T')
-        g = self.global_in(x).transpose(1, 2)
+        g0 = self.global_in(x)
+        g = g0.transpose(1, 2)
         for i, blk in enumerate(self.blocks):
             g, new[f"ctx{i}"], new[f"se_sum{i}"] = blk(g, state, i)
         new["count"] = state["count"] + t
-        y = self.drop(self.fuse(torch.cat([loc, g.transpose(1, 2)], dim=-1)))
+        parts = [loc, g.transpose(1, 2)] + ([g0] if self.input_skip else [])
+        y = self.drop(self.fuse(torch.cat(parts, dim=-1)))
         y, (new["h"], new["c"]) = self.lstm(y, (state["h"], state["c"]))
         return y, new
 
