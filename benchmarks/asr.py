@@ -18,7 +18,7 @@ import time
 import torch
 
 from zoo.audio import load_audio
-from zoo.evaluate import load_eval_set
+from zoo.evaluate import load_eval_set, streaming_rtf
 from zoo.hub import from_pretrained
 from zoo.metrics import bootstrap_wer, error_rates
 from zoo.registry import MODELS, bundled_folder
@@ -60,13 +60,7 @@ def bench(name: str, items, chunk_ms: float) -> dict:
     er = error_rates(hyps, refs, norm)
     ci = bootstrap_wer(hyps, refs, norm)
     wavs = [load_audio(p, model.sample_rate) for p in paths]
-    t0 = time.perf_counter()
-    for w in wavs:
-        s = model.stream(chunk_ms=chunk_ms)
-        for i in range(0, w.numel(), s.chunk):
-            s.accept_waveform(w[i:i + s.chunk])
-        s.finalize()
-    rtf = (time.perf_counter() - t0) / (sum(w.numel() for w in wavs) / model.sample_rate)
+    rtf = streaming_rtf(model, wavs, chunk_ms, threads=torch.get_num_threads())["rtf"]
     lat = [x for x in (first_partial_latency_ms(model, w, chunk_ms) for w in wavs) if x is not None]
     return {"name": name, "params": sum(p.numel() for p in model.parameters()), "wer": er["wer"], "cer": er["cer"],
             "low": ci["low"], "high": ci["high"], "rtf": rtf,

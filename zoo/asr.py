@@ -114,6 +114,13 @@ class TransducerASR(nn.Module):
         self.train(was_training)
         return texts
 
+    def stream_transcribe(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> str:
+        """Push a whole (S,) waveform at the model's rate through a fresh session, chunk by chunk."""
+        s = self.stream(chunk_ms=chunk_ms)
+        for i in range(0, wav.numel(), s.chunk):
+            s.accept_waveform(wav[i:i + s.chunk])
+        return s.finalize().text
+
     def stream(self, chunk_ms: float = 160.0) -> "StreamingSession":
         """A streaming session (greedy search) that accepts audio of any length at a time."""
         return StreamingSession(self, chunk_ms)

@@ -116,11 +116,7 @@ def cmd_transcribe(args) -> int:
         texts = []
         for p, seg in zip(paths, segs):
             wav = load_audio(p, sr, *seg) if seg else load_audio(p, sr)
-            s = model.stream(chunk_ms=args.chunk_ms)
-            step = s.chunk
-            for i in range(0, wav.numel(), step):
-                s.accept_waveform(wav[i:i + step])
-            texts.append(s.finalize().text)
+            texts.append(model.stream_transcribe(wav, chunk_ms=args.chunk_ms))
     else:
         inputs = [load_audio(p, sr, *seg) if seg else str(p) for p, seg in zip(paths, segs)]
         texts = model.transcribe(inputs, sample_rate=sr, batch_size=args.batch_size, beam_size=args.beam_size,

@@ -32,12 +32,7 @@ def streaming_rtf(model, wavs: list[torch.Tensor], chunk_ms: float = 160.0, thre
     try:
         total_audio = sum(w.numel() for w in wavs) / model.sample_rate
         t0 = time.perf_counter()
-        texts = []
-        for w in wavs:
-            s = model.stream(chunk_ms=chunk_ms)
-            for i in range(0, w.numel(), s.chunk):
-                s.accept_waveform(w[i:i + s.chunk])
-            texts.append(s.finalize().text)
+        texts = [model.stream_transcribe(w, chunk_ms) for w in wavs]
         dt = time.perf_counter() - t0
     finally:
         torch.set_num_threads(old)
