@@ -133,10 +133,9 @@ def resolve(name_or_path: str | os.PathLike, revision: str | None = None, cache_
         if not p.is_dir():
             raise ModelNotFoundError(f"{p} is a file; give the model folder that holds config.json")
         return p
-    looks_like_path = s.startswith((".", "/", "~")) or os.sep in s and not _REPO_ID.match(s)
-    if looks_like_path or not _REPO_ID.match(s):
-        if looks_like_path:
-            raise ModelNotFoundError(f"model folder not found: {s}")
+    if s.startswith((".", "/", "~")) or (os.sep in s and not _REPO_ID.match(s)):
+        raise ModelNotFoundError(f"model folder not found: {s}")
+    if not _REPO_ID.match(s):
         raise ModelNotFoundError(f"unknown model {s!r}{suggest(s)}")
     return _download(s, revision, cache_dir, local_files_only, token)
 
