@@ -8,18 +8,27 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 TEMPLATES = Path(__file__).resolve().parent.parent / "model_cards"
 
 
+# config.json "task" -> Hub metadata of its cards (the template is model_cards/<task>.md)
+TASK_METADATA = {
+    "asr": {"task_type": "automatic-speech-recognition", "pipeline_tag": "automatic-speech-recognition",
+            "metrics": ["wer", "cer"], "tags": ["speech", "asr", "rnnt", "streaming", "lightning"]},
+    "speaker": {"task_type": "speaker-verification", "pipeline_tag": None, "metrics": ["eer", "mindcf"],
+                "tags": ["speech", "speaker-verification", "speaker-embedding", "ecapa-tdnn", "fairness", "lightning"]},
+}
+
+
 def render_card(name: str, cfg: dict, **extra) -> str:
     """Render the card of model ``name`` from its config.json dict (``results`` feed the model-index)."""
     res = cfg.get("results") or {}
+    meta = TASK_METADATA[cfg.get("task", "asr")]
     evals = []
     for m in res.get("metrics", []):
-        evals.append(EvalResult(task_type="automatic-speech-recognition", dataset_type=res.get("dataset_type", "an4"),
+        evals.append(EvalResult(task_type=meta["task_type"], dataset_type=res.get("dataset_type", "an4"),
                                 dataset_name=res.get("dataset_name", "CMU AN4"), dataset_split=res.get("split", "test"),
                                 metric_type=m["type"], metric_value=m["value"], metric_name=m.get("name")))
     data = ModelCardData(license=extra.get("license", "apache-2.0"), library_name="zoo", language="en",
-                         datasets=extra.get("datasets", ["cmu-an4"]), metrics=["wer", "cer"],
-                         pipeline_tag="automatic-speech-recognition",
-                         tags=["speech", "asr", "rnnt", "streaming", "lightning"],
+                         datasets=extra.get("datasets", ["cmu-an4"]), metrics=meta["metrics"],
+                         pipeline_tag=meta["pipeline_tag"], tags=meta["tags"],
                          model_name=name, eval_results=evals or None)
     template = (TEMPLATES / f"{cfg.get('task', 'asr')}.md").read_text()
     return str(ModelCard.from_template(data, template_str=template, name=name, cfg=cfg, res=res, **extra))

@@ -30,13 +30,16 @@ def net_from_checkpoint(ckpt_path: str | Path):
     cfg = ckpt.get("zoo_config") if isinstance(ckpt, dict) else None
     if not isinstance(cfg, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise ZooError(f"{p} has no zoo_config: it was not written by a zoo task (zoo fit)")
-    tok_cfg = dict(cfg["tokenizer"])
-    tmpdir = None
-    if "zoo_tokenizer_bytes" in ckpt:
-        tmpdir = tempfile.mkdtemp(prefix="zoo-tok-")
-        tok_cfg["file"] = str(Path(tmpdir) / "tokenizer.model")
-        Path(tok_cfg["file"]).write_bytes(ckpt["zoo_tokenizer_bytes"])
-    net = architecture_class(cfg["architecture"])(**cfg["model"], tokenizer=build_tokenizer(tok_cfg))
+    cls = architecture_class(cfg["architecture"])
+    tmpdir, kwargs = None, {}
+    if getattr(cls, "needs_tokenizer", True):
+        tok_cfg = dict(cfg["tokenizer"])
+        if "zoo_tokenizer_bytes" in ckpt:
+            tmpdir = tempfile.mkdtemp(prefix="zoo-tok-")
+            tok_cfg["file"] = str(Path(tmpdir) / "tokenizer.model")
+            Path(tok_cfg["file"]).write_bytes(ckpt["zoo_tokenizer_bytes"])
+        kwargs["tokenizer"] = build_tokenizer(tok_cfg)
+    net = cls(**cfg["model"], **kwargs)
     if tmpdir is not None:  # the tokenizer file lives as long as the net (save_pretrained copies it)
         weakref.finalize(net, shutil.rmtree, tmpdir, True)
     state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}

@@ -1,4 +1,4 @@
-"""Model folders (config.json + model.safetensors + tokenizer + README.md), bundled names, local
+"""Model folders (config.json + model.safetensors + tokenizer, if the net has one, + README.md), bundled names, local
 folders and the Hugging Face Hub. Weights load only from safetensors, strictly by default."""
 from __future__ import annotations
 
@@ -25,8 +25,12 @@ def model_config(net, normalizer: str = "upper", **extra) -> dict:
     from zoo import __version__
 
     cfg = {"format_version": FORMAT_VERSION, "zoo_version": __version__, "architecture": net.architecture,
-           "task": "asr", "model": net.config(), "tokenizer": net.tokenizer.config(), "normalizer": normalizer,
-           "streaming": net.streaming_info(), "num_parameters": sum(p.numel() for p in net.parameters())}
+           "task": getattr(net, "task", "asr"), "model": net.config()}
+    if getattr(net, "tokenizer", None) is not None:  # speaker nets have no tokenizer and no text normaliser
+        cfg.update(tokenizer=net.tokenizer.config(), normalizer=normalizer)
+    if hasattr(net, "streaming_info"):
+        cfg["streaming"] = net.streaming_info()
+    cfg["num_parameters"] = sum(p.numel() for p in net.parameters())
     cfg.update(extra)
     return cfg
 
@@ -43,7 +47,7 @@ def save_pretrained(net, folder: str | Path, config: dict | None = None, card: s
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, tmp / "model.safetensors",
                   metadata={"format": "pt", "zoo_format_version": str(FORMAT_VERSION)})
-        tok_file = getattr(net.tokenizer, "model_file", None)
+        tok_file = getattr(getattr(net, "tokenizer", None), "model_file", None)
         if tok_file is not None:
             shutil.copyfile(tok_file, tmp / "tokenizer.model")
         if card is not None:
@@ -79,12 +83,14 @@ def load_folder(folder: str | Path, strict: bool = True, map_location: str = "cp
         raise ModelFolderError(f"{folder} uses model format {cfg.get('format_version')}; this zoo reads up to "
                                f"{FORMAT_VERSION}: upgrade zoo")
     cls = architecture_class(cfg.get("architecture", "?"))
+    kwargs = {}
+    if getattr(cls, "needs_tokenizer", True):
+        try:
+            kwargs["tokenizer"] = build_tokenizer(cfg.get("tokenizer", {}), folder)
+        except OSError as e:
+            raise ModelFolderError(f"model folder {folder}: cannot load tokenizer ({e})") from None
     try:
-        tokenizer = build_tokenizer(cfg.get("tokenizer", {}), folder)
-    except OSError as e:
-        raise ModelFolderError(f"model folder {folder}: cannot load tokenizer ({e})") from None
-    try:
-        net = cls(**cfg["model"], tokenizer=tokenizer)
+        net = cls(**cfg["model"], **kwargs)
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFolderError(f"{folder / 'config.json'} does not describe a valid {cfg.get('architecture')} "
                                f"model ({type(e).__name__}: {e})") from None
