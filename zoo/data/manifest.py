@@ -106,26 +106,29 @@ def _is_lhotse(path: Path) -> bool:
     return isinstance(obj, dict) and "audio_filepath" not in obj and ("type" in obj or "recording" in obj)
 
 
-def write_manifest(cuts: CutSet, path: str | Path) -> Path:
-    """Write cuts as a NeMo JSONL manifest with paths relative to its folder (atomic)."""
+def write_manifest(cuts: CutSet, path: str | Path, with_id: bool = False) -> Path:
+    """Write cuts as a NeMo JSONL manifest with paths relative to its folder (atomic).
+
+    ``with_id``: also write each cut's ``id`` (trials files name utterances by it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:
-        _write_entries(cuts, tmp, path.parent.resolve())
+        _write_entries(cuts, tmp, path.parent.resolve(), with_id)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)  # never leave a partial file behind
     return path
 
 
-def _write_entries(cuts: CutSet, tmp: Path, folder: Path) -> None:
+def _write_entries(cuts: CutSet, tmp: Path, folder: Path, with_id: bool = False) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         for c in cuts:
             s = c.supervisions[0]
             src = Path(c.recording.sources[0].source).resolve()
-            e = {"audio_filepath": os.path.relpath(src, folder), "duration": round(c.duration, 4),
-                 "text": s.text, "speaker": s.speaker}
+            e = {"id": c.id} if with_id else {}
+            e.update({"audio_filepath": os.path.relpath(src, folder), "duration": round(c.duration, 4),
+                      "text": s.text, "speaker": s.speaker})
             if c.start:
                 e["offset"] = c.start
             gender = getattr(s, "gender", None) or (s.custom or {}).get("gender")
