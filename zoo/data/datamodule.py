@@ -1,6 +1,7 @@
 """``SpeechDataModule``: the one DataModule every zoo task trains on."""
 from __future__ import annotations
 
+import random
 from typing import Callable
 
 import lightning as L
@@ -11,21 +12,24 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.utils.data import DataLoader, Dataset
 
-from zoo.data.an4 import an4_cuts
+from zoo.data.an4 import an4_cuts, an4_speaker_split
 from zoo.data.manifest import load_cuts
 
 
 class AudioBatchDataset(Dataset):
     """Maps a CutSet (one sampler batch) to a padded batch dict:
 
-    ``audio`` (B, S) float32, ``audio_lens`` (B,), ``text``, ``speaker``, ``gender``, ``id`` (lists).
+    ``audio`` (B, S) float32, ``audio_lens`` (B,), ``text``, ``speaker``, ``gender``, ``id`` (lists), and with
+    ``speaker_index`` (speaker -> class) also ``speaker_index`` (B,) long, -1 for speakers not in the map.
     ``cut_transforms`` (CutSet -> CutSet, applied per batch before loading) is where on-the-fly
     augmentation and multi-speaker mixing plug in.
     """
 
-    def __init__(self, sample_rate: int = 16000, cut_transforms: list[Callable[[CutSet], CutSet]] | None = None):
+    def __init__(self, sample_rate: int = 16000, cut_transforms: list[Callable[[CutSet], CutSet]] | None = None,
+                 speaker_index: dict[str, int] | None = None):
         self.sample_rate = sample_rate
         self.cut_transforms = list(cut_transforms or [])
+        self.speaker_index = speaker_index
 
     def __getitem__(self, cuts: CutSet) -> dict:
         for tf in self.cut_transforms:
@@ -43,15 +47,67 @@ class AudioBatchDataset(Dataset):
             genders.append(getattr(sup, "gender", None) if sup else None)
             ids.append(c.id)
         lens = torch.tensor([w.numel() for w in wavs])
-        return {"audio": torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True), "audio_lens": lens,
-                "text": texts, "speaker": spks, "gender": genders, "id": ids}
+        batch = {"audio": torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True), "audio_lens": lens,
+                 "text": texts, "speaker": spks, "gender": genders, "id": ids}
+        if self.speaker_index is not None:
+            batch["speaker_index"] = torch.tensor([self.speaker_index.get(s, -1) for s in spks], dtype=torch.long)
+        return batch
+
+
+class SpeakerBalancedSampler(torch.utils.data.Sampler):
+    """Batches of ``speakers_per_batch`` (P) distinct speakers x ``utts_per_speaker`` (K) utterances each, as
+    CutSets (for metric learning: every utterance has K-1 same-speaker partners in its batch).
+
+    An epoch has ``len(cuts) // (P*K)`` batches. Each batch draws P speakers uniformly without replacement;
+    each speaker's utterances are served from its own shuffled queue (reshuffled when used up), so every
+    utterance is seen before any repeats. Speakers with fewer than 2 utterances are left out. Deterministic
+    in ``(seed, epoch)``; under DDP each rank takes every ``world_size``-th batch.
+    """
+
+    def __init__(self, cuts: CutSet, speakers_per_batch: int = 8, utts_per_speaker: int = 4, seed: int = 0,
+                 world_size: int | None = None, rank: int | None = None):
+        super().__init__()
+        self.by_spk: dict[str, list] = {}
+        for c in cuts:
+            self.by_spk.setdefault(c.supervisions[0].speaker, []).append(c)
+        self.speakers = sorted(s for s, cs in self.by_spk.items() if len(cs) >= 2)
+        self.p, self.k, self.seed = speakers_per_batch, utts_per_speaker, seed
+        if self.k < 2 or self.p < 2:
+            raise ValueError("speaker-balanced batches need at least 2 speakers x 2 utterances")
+        if len(self.speakers) < self.p:
+            raise ValueError(f"only {len(self.speakers)} speakers with >= 2 utterances; "
+                             f"cannot draw {self.p} per batch")
+        self.world, self.rank = world_size or 1, rank or 0
+        n = sum(len(self.by_spk[s]) for s in self.speakers)
+        self.num_batches = max(self.world, n // (self.p * self.k)) // self.world * self.world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches // self.world
+
+    def __iter__(self):
+        rng = random.Random(f"{self.seed}-{self.epoch}")
+        queues: dict[str, list] = {}
+        for b in range(self.num_batches):
+            batch = []
+            for spk in rng.sample(self.speakers, self.p):
+                for _ in range(self.k):
+                    if not queues.get(spk):
+                        queues[spk] = rng.sample(self.by_spk[spk], len(self.by_spk[spk]))
+                    batch.append(queues[spk].pop())
+            if b % self.world == self.rank:
+                yield CutSet.from_cuts(batch)
 
 
 class SpeechDataModule(L.LightningDataModule):
     """Duration-bucketed batches of audio + transcripts from a corpus recipe or manifests.
 
     Args:
-        corpus: a built-in recipe (``"an4"``) or None to use the manifests below.
+        corpus: a built-in recipe (``"an4"``: ASR train/dev/test; ``"an4_spk"``: the speaker-disjoint speaker
+            verification split, train / val = dev speakers / test = eval speakers) or None to use the manifests.
         data_dir: corpus location (default ``$ZOO_DATA`` or ``../shared/data``).
         train_manifest, val_manifest, test_manifest: NeMo JSONL or lhotse cut manifests
             (override the recipe's splits when given).
@@ -60,17 +116,25 @@ class SpeechDataModule(L.LightningDataModule):
         speed_perturb: e.g. ``[0.9, 1.1]``: adds speed-perturbed copies of the training cuts.
         max_cut_duration: training cuts longer than this (s) are dropped.
         lazy: read manifests lazily (corpora larger than RAM).
+        sampler: ``"bucketing"`` (duration buckets, ``max_duration`` s per batch) or ``"speaker_balanced"``
+            (training batches of ``speakers_per_batch`` x ``utts_per_speaker``; see SpeakerBalancedSampler).
+        speaker_labels: add ``speaker_index`` (class label from the sorted training speakers) to every batch;
+            None = on for ``an4_spk`` and the speaker-balanced sampler.
     """
 
     def __init__(self, corpus: str | None = "an4", data_dir: str | None = None,
                  train_manifest: str | None = None, val_manifest: str | None = None,
                  test_manifest: str | None = None, sample_rate: int = 16000, max_duration: float = 60.0,
                  num_buckets: int = 8, num_workers: int = 0, speed_perturb: list[float] | None = None,
-                 max_cut_duration: float = 30.0, lazy: bool = False, seed: int = 0):
+                 max_cut_duration: float = 30.0, lazy: bool = False, seed: int = 0, sampler: str = "bucketing",
+                 speakers_per_batch: int = 8, utts_per_speaker: int = 4, speaker_labels: bool | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.cuts: dict[str, CutSet] = {}
         self.cut_transforms: list[Callable[[CutSet], CutSet]] = []
+        self.speaker_index: dict[str, int] | None = None
+        if sampler not in ("bucketing", "speaker_balanced"):
+            raise ValueError(f"unknown sampler {sampler!r}; use 'bucketing' or 'speaker_balanced'")
 
     def setup(self, stage: str | None = None) -> None:
         if self.cuts:
@@ -79,11 +143,25 @@ class SpeechDataModule(L.LightningDataModule):
         if h.corpus == "an4":
             rec = an4_cuts(h.data_dir)
             self.cuts = {"train": rec["train"], "val": rec["dev"], "test": rec["test"]}
+        elif h.corpus == "an4_spk":
+            rec = an4_speaker_split(h.data_dir)
+            self.cuts = {"train": rec["train"], "val": rec["dev"], "test": rec["eval"]}
         elif h.corpus is not None:
-            raise ValueError(f"unknown corpus {h.corpus!r}; use 'an4' or corpus: null with manifests")
+            raise ValueError(f"unknown corpus {h.corpus!r}; use 'an4', 'an4_spk' or corpus: null with manifests")
         for split, m in (("train", h.train_manifest), ("val", h.val_manifest), ("test", h.test_manifest)):
             if m:
                 self.cuts[split] = load_cuts(m, lazy=h.lazy)
+        labels = h.speaker_labels
+        if labels is None:
+            labels = h.corpus == "an4_spk" or h.sampler == "speaker_balanced"
+        if labels and "train" in self.cuts:
+            spk = sorted({c.supervisions[0].speaker for c in self.cuts["train"] if c.supervisions}, key=str)
+            self.speaker_index = {s: i for i, s in enumerate(spk)}
+
+    @property
+    def num_speakers(self) -> int:
+        """Training speakers (classes of ``speaker_index``); 0 without speaker labels."""
+        return len(self.speaker_index or {})
 
     def _world(self):
         t = getattr(self, "trainer", None)
@@ -94,14 +172,18 @@ class SpeechDataModule(L.LightningDataModule):
     def _loader(self, cuts: CutSet, shuffle: bool) -> DataLoader:
         world, rank = self._world()
         h = self.hparams
-        if h.num_buckets > 1:
+        if shuffle and h.sampler == "speaker_balanced":
+            sampler = SpeakerBalancedSampler(cuts, h.speakers_per_batch, h.utts_per_speaker, seed=h.seed,
+                                             world_size=world, rank=rank)
+        elif h.num_buckets > 1:
             sampler = DynamicBucketingSampler(cuts, max_duration=h.max_duration, shuffle=shuffle,
                                               num_buckets=h.num_buckets, seed=h.seed, world_size=world, rank=rank,
                                               drop_last=False)
         else:  # lhotse's bucketing sampler asserts num_buckets > 1
             sampler = SimpleCutSampler(cuts, max_duration=h.max_duration, shuffle=shuffle, seed=h.seed,
                                        world_size=world, rank=rank, drop_last=False)
-        ds = AudioBatchDataset(self.hparams.sample_rate, self.cut_transforms if shuffle else None)
+        ds = AudioBatchDataset(self.hparams.sample_rate, self.cut_transforms if shuffle else None,
+                               speaker_index=self.speaker_index)
         return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=self.hparams.num_workers,
                           persistent_workers=self.hparams.num_workers > 0)
 
@@ -115,6 +197,11 @@ class SpeechDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         return self._loader(self.train_cuts(), shuffle=True)
+
+    def plain_dataloader(self, split: str = "train"):
+        """Unshuffled duration-bucketed batches of a split's cuts, no augmentation (e.g. to embed the training
+        set)."""
+        return self._loader(self.cuts[split], shuffle=False)
 
     def val_dataloader(self):
         return self._loader(self.cuts["val"], shuffle=False)
