@@ -1,4 +1,6 @@
 """Training objectives (LightningModules) over the plain nets in ``zoo.nets``."""
+from zoo.tasks.arw import ARWTask
+from zoo.tasks.speaker_verification import SpeakerVerificationTask
 from zoo.tasks.transducer import SpecAugment, TransducerTask
 
-__all__ = ["TransducerTask", "SpecAugment"]
+__all__ = ["TransducerTask", "SpecAugment", "SpeakerVerificationTask", "ARWTask"]

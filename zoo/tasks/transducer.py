@@ -12,6 +12,7 @@ from torch import nn
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from zoo.asr import TransducerASR
+from zoo.tasks.common import fit_featurizer_stats
 from zoo.text import build_tokenizer, get_normalizer
 
 
@@ -85,25 +86,7 @@ class TransducerTask(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.stats_ready or bool((self.net.featurizer.mean != 0).any()):
             return
-        s = torch.zeros(self.net.featurizer.dim, dtype=torch.float64, device=self.device)
-        s2, n = torch.zeros_like(s), torch.zeros((), dtype=torch.float64, device=self.device)
-        dm = self.trainer.datamodule
-        loader = dm.train_dataloader() if dm is not None else self.trainer.fit_loop._data_source.dataloader()
-        for i, batch in enumerate(loader):
-            if i >= self.hparams.stats_batches:
-                break
-            feats = self.net.featurizer.raw(batch["audio"].to(self.device)).double()
-            nf = self.net.featurizer.num_frames(batch["audio_lens"].to(self.device))
-            mask = torch.arange(feats.shape[1], device=self.device)[None] < nf[:, None]
-            x = feats[mask]
-            s += x.sum(0); s2 += (x * x).sum(0); n += x.shape[0]
-        # every rank saw different batches: sum the moments over ranks so all ranks get the same stats
-        s, s2, n = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in (s, s2, n))
-        if n <= 0:
-            raise RuntimeError("no training audio frames to estimate the featurizer statistics from "
-                               "(empty training set, or stats_batches: 0 when training from scratch)")
-        mean = s / n
-        self.net.featurizer.set_stats(mean.float(), (s2 / n - mean ** 2).clamp_min(0).sqrt().float())
+        fit_featurizer_stats(self, self.net.featurizer, self.hparams.stats_batches)
         self.stats_ready = True
 
     # --- losses ---------------------------------------------------------------------------------

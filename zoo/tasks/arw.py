@@ -1,0 +1,150 @@
+"""ARW: adversarial reweighting for speaker verification (Jin et al., Interspeech 2022), with the mechanics
+of ARL (Lahoti et al., NeurIPS 2020; ``group_agnostic_fairness/adversarial_reweighting_model.py``).
+
+Same learner, loss, data and optimizer as :class:`SpeakerVerificationTask`; the only difference is that
+every training sample gets a weight ``lambda_i`` from an adversary:
+
+* Adversary inputs (per sample, all detached from the learner): the L2-normalised embedding of the sample
+  (D) concatenated with a one-hot k-means cluster id (``n_clusters``). The clusters are ARW's pseudo-labels:
+  k-means (scikit-learn, k-means++, ``random_state=seed``) over the embeddings of the whole training set
+  (whole utterances, eval mode), computed when the adversary starts and again every ``kmeans_every``
+  epochs; a training utterance takes its cluster from that pass by cut id, and an utterance the pass did
+  not see (e.g. a speed-perturbed copy) takes the nearest centroid (cosine). Speaker labels are never an
+  input: ARL's "label" input has no open-set analogue, the pseudo-label stands in for it.
+* Adversary: ``Linear(D + k, hidden) -> ReLU -> Linear(hidden, 1)`` -> sigmoid ``s_i``;
+  ``lambda_i = 1 + n * s_i / sum_j s_j`` (ARL's normalisation: batch mean 2, every weight >= 1, never 0).
+* PW (default): pair weight ``w_ij = lambda_i + lambda_j`` on the pairwise loss; PL: per-sample loss (the
+  balanced mean of its pairs' losses) weighted by ``lambda_i``. Both self-normalised (see
+  ``zoo.tasks.speaker_verification``); an AAM-softmax term, if enabled, is weighted by ``lambda_i``.
+* Min-max: on every batch, after ``adversary_warmup`` learner-only steps, the learner takes a step on the
+  weighted loss with lambda detached, and the adversary takes a step on *minus* the same weighted loss with
+  the pair losses detached (both gradients at the same parameters, as ARL's ``tf.group``). Two optimizers,
+  Lightning manual optimisation; each updates only its own parameters.
+* Budget: ``trainer.max_steps`` counts learner steps, exactly as in the baseline: the adversary's step
+  bypasses Lightning's step counter (it steps the wrapped torch optimizer directly).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import OptimizerCallable
+from torch import nn
+
+from zoo.tasks.speaker_verification import SpeakerVerificationTask
+
+
+def arl_weights(logits: torch.Tensor) -> torch.Tensor:
+    """Adversary logits (B,) -> ARL sample weights ``1 + B * sigmoid(f_i) / sum_j sigmoid(f_j)`` (mean 2, >= 1)."""
+    s = torch.sigmoid(logits)
+    return 1.0 + s.numel() * s / s.sum().clamp_min(1e-12)
+
+
+class Adversary(nn.Module):
+    """(B, D) normalised embeddings + (B,) cluster ids -> (B,) logits."""
+
+    def __init__(self, embed_dim: int, n_clusters: int, hidden: int = 32):
+        super().__init__()
+        self.n_clusters = n_clusters
+        self.mlp = nn.Sequential(nn.Linear(embed_dim + n_clusters, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, emb: torch.Tensor, cluster: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([emb, F.one_hot(cluster, self.n_clusters).to(emb.dtype)], dim=-1)
+        return self.mlp(x).squeeze(-1)
+
+
+class ARWTask(SpeakerVerificationTask):
+    """:class:`SpeakerVerificationTask` + an adversary that reweights samples (see the module docstring).
+
+    Args (besides the baseline's, which are passed through unchanged):
+        adversary_hidden: hidden units of the adversary MLP.
+        n_clusters: k of the k-means pseudo-labels.
+        kmeans_every: recompute the clusters every this many epochs (once the adversary is active).
+        adversary_warmup: learner-only steps before the adversary starts (ARL's ``pretrain_steps``).
+        adversary_optimizer: the adversary's optimizer (default Adagrad lr 0.01, as ARL).
+    """
+
+    def __init__(self, adversary_hidden: int = 32, n_clusters: int = 8, kmeans_every: int = 2,
+                 adversary_warmup: int = 100, adversary_optimizer: OptimizerCallable | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "adversary_optimizer"])
+        self.adversary = Adversary(self.net.embed_dim, n_clusters, adversary_hidden)
+        self.adversary_optimizer_factory = adversary_optimizer or (lambda p: torch.optim.Adagrad(p, lr=0.01))
+        self.register_buffer("centroids", torch.zeros(n_clusters, self.net.embed_dim))
+        self.cluster_of: dict[str, int] = {}
+        self.kmeans_epoch: int | None = None
+
+    def configure_optimizers(self):
+        learner = super().configure_optimizers()
+        adv = self.adversary_optimizer_factory(self.adversary.parameters())
+        if isinstance(learner, tuple) or isinstance(learner, list):
+            opts, scheds = learner
+            return [opts[0], adv], scheds
+        return [learner, adv]
+
+    @property
+    def adversary_active(self) -> bool:
+        return self.global_step >= self.hparams.adversary_warmup
+
+    # --- k-means pseudo-labels --------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        n = self.trainer.num_training_batches
+        n = n if n is not None and math.isfinite(n) else 0
+        soon = self.global_step + n >= self.hparams.adversary_warmup
+        if soon and (self.kmeans_epoch is None or self.current_epoch - self.kmeans_epoch >= self.hparams.kmeans_every):
+            self.refresh_clusters()
+
+    @torch.no_grad()
+    def refresh_clusters(self) -> None:
+        """k-means over the embeddings of the training set (whole utterances, eval mode)."""
+        from sklearn.cluster import KMeans
+
+        dm = self.trainer.datamodule
+        if dm is None or not hasattr(dm, "plain_dataloader"):
+            raise RuntimeError("ARWTask needs a SpeechDataModule (plain_dataloader) to cluster the training set")
+        was = self.training
+        self.eval()
+        ids, embs = [], []
+        for batch in dm.plain_dataloader("train"):
+            e = self.embed_batch(batch["audio"].to(self.device), batch["audio_lens"].to(self.device))
+            ids += batch["id"]
+            embs.append(F.normalize(e, dim=-1).cpu())
+        self.train(was)
+        E = torch.cat(embs).double().numpy()
+        k = self.hparams.n_clusters
+        km = KMeans(n_clusters=k, n_init=4, random_state=self.trainer.current_epoch + 1000 * self._seed()).fit(E)
+        self.centroids.copy_(torch.as_tensor(km.cluster_centers_, dtype=self.centroids.dtype))
+        self.cluster_of = dict(zip(ids, km.labels_.tolist()))
+        self.kmeans_epoch = self.current_epoch
+        counts = torch.bincount(torch.as_tensor(km.labels_), minlength=k).float()
+        self.log("kmeans_largest_cluster_frac", float(counts.max() / counts.sum()))
+
+    def _seed(self) -> int:
+        import os
+
+        return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+    def clusters(self, ids: list[str], emb: torch.Tensor) -> torch.Tensor:
+        """Cluster id per sample: from the last k-means pass by id, else the nearest centroid."""
+        near = (F.normalize(emb, dim=-1) @ F.normalize(self.centroids, dim=-1).t()).argmax(-1)
+        known = torch.tensor([self.cluster_of.get(i, -1) for i in ids], device=emb.device)
+        return torch.where(known >= 0, known, near)
+
+    # --- reweighting + adversary step ---------------------------------------------------------------
+    def sample_weights(self, terms: dict, batch) -> torch.Tensor | None:
+        if not self.adversary_active:
+            return None
+        emb = F.normalize(terms["emb"].detach(), dim=-1)
+        return arl_weights(self.adversary(emb, self.clusters(batch["id"], emb)))
+
+    def adversary_step(self, terms: dict, lam: torch.Tensor | None) -> dict:
+        if lam is None:
+            return {}
+        adv_loss = -self.objective(terms, lam)  # terms are detached: only the adversary gets gradients
+        opt = self.optimizers()[1]
+        opt.zero_grad()
+        self.manual_backward(adv_loss)
+        opt.optimizer.step()  # the raw optimizer: global_step keeps counting learner steps only
+        lam = lam.detach()
+        return {"train_adv_loss": adv_loss.detach(), "train_lambda_max": lam.max(), "train_lambda_std": lam.std()}
