@@ -1,4 +1,4 @@
-"""Non-training ``zoo`` subcommands: list, transcribe, export, push, data.
+"""Non-training ``zoo`` subcommands: list, transcribe, export, push, data, evaluate, embed, verify, score.
 
 Every user error is a ZooError: one ``error: ...`` line on stderr, exit status 2, no traceback
 (an OSError, e.g. an unwritable output folder, is reported the same way with exit status 1).
@@ -52,10 +52,34 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--chunk-ms", type=float, default=160.0)
     v.add_argument("--json", default=None, help="also write the full results (with hypotheses) here")
 
-    d = sub.add_parser("data", help="write NeMo JSONL manifests of a corpus recipe")
-    d.add_argument("corpus", choices=["an4"])
-    d.add_argument("--out", required=True, help="output folder for train/dev/test .jsonl")
+    d = sub.add_parser("data", help="write NeMo JSONL manifests of a corpus recipe (an4-sv: + trials files)")
+    d.add_argument("corpus", choices=["an4", "an4-sv"])
+    d.add_argument("--out", required=True, help="output folder for train/dev/test .jsonl "
+                   "(an4-sv: train/dev/eval .jsonl with ids + dev_trials.txt, eval_trials.txt)")
     d.add_argument("--data-dir", default=None, help="corpus location (default $ZOO_DATA or ../shared/data)")
+
+    m = sub.add_parser("embed", help="speaker embeddings (L2-normalised) of audio files")
+    m.add_argument("audio", nargs="+")
+    m.add_argument("--model", required=True, help="speaker model: name, model folder or Hub repo id")
+    m.add_argument("--revision", default=None)
+    m.add_argument("-o", "--output", default=None, help="write an (N, D) .npy, or a .pt {paths, embeddings}; "
+                   "default: print one line per file")
+
+    f = sub.add_parser("verify", help="same speaker? cosine score and accept/reject at the model's threshold")
+    f.add_argument("audio", nargs=2, metavar="AUDIO")
+    f.add_argument("--model", required=True)
+    f.add_argument("--revision", default=None)
+    f.add_argument("--threshold", type=float, default=None, help="override the calibrated threshold")
+
+    s = sub.add_parser("score", help="EER / minDCF (overall, per gender, gender gap) with speaker-bootstrap CIs "
+                       "on a Kaldi trials file, + DET plot")
+    s.add_argument("--model", required=True)
+    s.add_argument("--revision", default=None)
+    s.add_argument("--trials", required=True, help="lines 'enroll_utt test_utt target|nontarget'")
+    s.add_argument("--manifest", default=None, help="JSONL with id, audio_filepath, speaker, gender "
+                   "(default: utterance ids are audio paths)")
+    s.add_argument("--out", default=None, help="folder for metrics.json and det.png")
+    s.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of speakers (0: no CIs)")
     return p
 
 
@@ -63,7 +87,8 @@ def run_command(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"list": cmd_list, "transcribe": cmd_transcribe, "export": cmd_export, "push": cmd_push,
-                "data": cmd_data, "evaluate": cmd_evaluate}[args.command](args)
+                "data": cmd_data, "evaluate": cmd_evaluate, "embed": cmd_embed, "verify": cmd_verify,
+                "score": cmd_score}[args.command](args)
     except ZooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -151,7 +176,12 @@ def cmd_push(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from zoo.data import an4_cuts, write_manifest
+    from zoo.data import an4_cuts, write_manifest, write_sv_data
+
+    if args.corpus == "an4-sv":
+        for p in write_sv_data(args.out, args.data_dir):
+            print(p)
+        return 0
 
     for split, cuts in an4_cuts(args.data_dir).items():
         print(write_manifest(cuts, Path(args.out) / f"{split}.jsonl"))
@@ -173,4 +203,80 @@ def cmd_evaluate(args) -> int:
         from zoo.io import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(res, indent=2))
+    return 0
+
+
+def _speaker_model(args):
+    from zoo.hub import from_pretrained
+
+    model = from_pretrained(args.model, revision=args.revision)
+    task = getattr(model, "task", "asr")
+    if task != "speaker":
+        raise ZooError(f"{args.model} is not a speaker-embedding model (its task is {task!r})")
+    return model
+
+
+def _check_audio(paths) -> None:
+    for p in paths:
+        if not Path(p).exists():
+            raise ZooError(f"audio file not found: {p}")
+
+
+def cmd_embed(args) -> int:
+    import numpy as np
+    import torch
+
+    from zoo.io import atomic_write_bytes
+
+    out = Path(args.output) if args.output else None
+    if out is not None and out.suffix not in (".npy", ".pt"):
+        raise ZooError(f"--output must end in .npy or .pt (got {out.name})")
+    _check_audio(args.audio)
+    model = _speaker_model(args)
+    emb = model.embed(args.audio)
+    if out is None:
+        for p, e in zip(args.audio, emb):
+            print(f"{p}\t" + " ".join(f"{v:.6f}" for v in e.tolist()))
+        return 0
+    import io
+
+    buf = io.BytesIO()
+    if out.suffix == ".npy":
+        np.save(buf, emb.numpy())
+    else:
+        torch.save({"paths": [str(p) for p in args.audio], "embeddings": emb}, buf)
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"wrote {out} ({emb.shape[0]} x {emb.shape[1]})")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    _check_audio(args.audio)
+    model = _speaker_model(args)
+    score, same = model.verify(*args.audio, threshold=args.threshold)
+    t = model.threshold if args.threshold is None else args.threshold
+    print(f"score {score:.4f}\t{'accept' if same else 'reject'} (threshold {t:.4f})")
+    return 0
+
+
+def cmd_score(args) -> int:
+    import json
+
+    from zoo.io import atomic_write_text
+    from zoo.sv_eval import evaluate_sv, load_sv_set
+    from zoo.sv_metrics import det_curve, format_sv_report, plot_det
+
+    if args.n_boot < 0:
+        raise ZooError("--n-boot must be >= 0")
+    trials, utts = load_sv_set(args.trials, args.manifest)
+    model = _speaker_model(args)
+    rep, scores, labels = evaluate_sv(model, trials, utts, n_boot=args.n_boot)
+    rep.update(model=str(args.model), trials=str(args.trials))
+    print(format_sv_report(f"{args.model} on {args.trials}", rep))
+    if args.out:
+        fnr, fpr, _ = det_curve(scores, labels)
+        out = Path(args.out)
+        png = plot_det({Path(str(args.model)).name: (fnr, fpr, rep["eer"])}, out / "det.png", title=Path(args.trials).name)
+        atomic_write_text(out / "metrics.json", json.dumps(rep, indent=2) + "\n")
+        print(f"wrote {out / 'metrics.json'} and {png}")
     return 0

@@ -180,10 +180,11 @@ def probit(p):
 
 def plot_det(curves: dict[str, tuple], path: str | Path, title: str = "DET") -> Path:
     """DET curves on probit axes. ``curves``: label -> (scores, labels) or (fnr, fpr, eer). Written atomically."""
-    import os
-    import tempfile
+    import io
 
     import matplotlib
+
+    from zoo.io import atomic_write_bytes
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -197,7 +198,7 @@ def plot_det(curves: dict[str, tuple], path: str | Path, title: str = "DET") -> 
             e = eer(*c)[0]
         else:
             fnr, fpr, e = c
-        x, yv = np.clip(fpr, lo, hi), np.clip(fnr, lo, hi)
+        x, yv = np.clip(fpr, lo, 0.999), np.clip(fnr, lo, 0.999)  # the axes crop at hi
         ax.plot(probit(x), probit(yv), label=f"{label} (EER {100 * e:.2f}%)")
     ax.plot(probit([lo, hi]), probit([lo, hi]), color="grey", lw=0.5, ls=":")
     ax.set_xticks(probit(ticks), [f"{100 * t:g}" for t in ticks])
@@ -209,19 +210,12 @@ def plot_det(curves: dict[str, tuple], path: str | Path, title: str = "DET") -> 
     ax.set_title(title)
     ax.grid(True, lw=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 # --- torchmetrics ----------------------------------------------------------------------------------------
