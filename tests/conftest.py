@@ -87,3 +87,14 @@ def hub(tmp_path, monkeypatch):
         hub_env(monkeypatch, server, home=tmp_path / "hf_home")
         yield server
     assert not server.errors, server.errors[0]
+
+
+def randomize_zero_init(module: torch.nn.Module, std: float = 0.1, seed: int = 0) -> torch.nn.Module:
+    """Fill weight matrices that start at exactly zero (e.g. ConvRNN-T's zero-initialised fusion) with small
+    random values, so tests exercise every branch of a freshly built net."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.dim() > 1 and not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+    return module

@@ -2,6 +2,7 @@
 paper-sized ConvRNN-T config runs a forward/backward step."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from zoo.asr import TransducerASR
 from zoo.nets import ENCODERS
 from zoo.text import CharTokenizer
 
-from conftest import stream_encoder
+from conftest import randomize_zero_init, stream_encoder
 from test_streaming import TINY_ENCODERS, lively_net
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,6 +25,7 @@ def _net(name: str, seed: int = 0) -> TransducerASR:
     torch.manual_seed(seed)
     net = TransducerASR(TINY_ENCODERS[name], {"embed_dim": 8, "hidden": 16}, {"joint_dim": 16},
                         {"n_mels": 40}, tokenizer=CharTokenizer()).eval()
+    randomize_zero_init(net)
     net.featurizer.set_stats(torch.full((40,), -5.0), torch.full((40,), 3.0))
     with torch.no_grad():  # favour blank so a random net emits tens of tokens, not max_symbols per frame
         net.joiner.out.bias[0] += 2.0
@@ -143,3 +145,31 @@ def test_cca_compute_loss_is_differentiable():
     assert 0 < float(logs["compute_frac"]) < 1
     task.net.encoder.expected_compute(torch.tensor([5, 3])).backward()
     assert task.net.encoder.layers[0].arbitrator.weight.grad.abs().sum() > 0
+
+
+def test_convrnnt_starts_as_the_lstm_baseline_and_uses_both_cnn_branches(an4_wavs):
+    """Zero-initialised fusion: a fresh ConvRNN-T ignores its CNN branches (it is the LSTM baseline on the
+    same normalised frames); once the fusion has weights, both the local and the global CNN change the output."""
+    from zoo.nets import build_encoder
+
+    torch.manual_seed(0)
+    cfg = {k: v for k, v in TINY_ENCODERS["convrnnt"].items()}
+    enc = build_encoder(cfg, 40).eval()
+    feats = torch.randn(1, 64, 40)
+    lens = torch.tensor([64])
+
+    def out_after(perturb):
+        e = copy.deepcopy(enc)
+        with torch.no_grad():
+            perturb(e)
+            return e(feats, lens)[0]
+
+    noop = lambda e: None  # noqa: E731
+    local = lambda e: e.local[0].conv.weight.add_(torch.randn_like(e.local[0].conv.weight))  # noqa: E731
+    glob = lambda e: e.blocks[0].pw2.weight.add_(torch.randn_like(e.blocks[0].pw2.weight))  # noqa: E731
+    base = out_after(noop)
+    assert torch.equal(out_after(local), base) and torch.equal(out_after(glob), base)
+    randomize_zero_init(enc)
+    base = out_after(noop)
+    assert (out_after(local) - base).abs().max() > 1e-3
+    assert (out_after(glob) - base).abs().max() > 1e-3

@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from conftest import TINY_MODEL, make_tiny_net, stream_encoder
+from conftest import TINY_MODEL, make_tiny_net, randomize_zero_init, stream_encoder
 from zoo.asr import TransducerASR
 from zoo.audio import load_audio
 from zoo.decoding import greedy_search
@@ -58,7 +58,8 @@ def lively_net(wav: torch.Tensor, seed: int = 0, encoder: str = "lstm"):
         net = make_tiny_net(seed)
     else:
         torch.manual_seed(seed)
-        net = TransducerASR(**{**TINY_MODEL, "encoder": TINY_ENCODERS[encoder]}, tokenizer=CharTokenizer()).eval()
+        net = randomize_zero_init(TransducerASR(**{**TINY_MODEL, "encoder": TINY_ENCODERS[encoder]},
+                                                tokenizer=CharTokenizer()).eval())
         net.featurizer.set_stats(torch.full((40,), -5.0), torch.full((40,), 3.0))
     with torch.no_grad():
         enc, elen = net.encode(wav[None], torch.tensor([wav.numel()]))

@@ -77,48 +77,57 @@ class CausalConv2d(nn.Module):
 class ConvRNNTEncoder(StreamingEncoder):
     """ConvRNN-T encoder.
 
-    Frames are stacked ``stack`` x (10 ms -> 40 ms); the local CNN sees the stacked sub-frames as input
-    channels of a (time x frequency) map; the global CNN works on the projected stacked frames.
+    Frames are stacked ``stack`` x (10 ms -> 40 ms) and layer-normalised once (exactly the LSTM baseline's
+    input). The local CNN sees the stacked sub-frames as input channels of a (time x frequency) map; the
+    global CNN works on a projection of the stacked frames. Each branch ends in a LayerNorm; the two are
+    fused (concat -> linear, as in the paper) and, with ``input_skip``, concatenated with the normalised
+    input frames before the LSTM stack.
 
     Args:
         input_dim: feature dim F. stack: frames per output frame.
         local_channels: channels of the local 2-D convs (each halves the frequency axis).
         global_channels: width C of the global CNN; global_blocks, global_kernel: blocks and DW kernel
             (block b has dilation 2**b).
-        fused_dim: size after concat(local, global[, input]) -> linear. hidden, layers: LSTM stack.
-        input_skip: also feed the projected stacked frames to the fusion (our choice: the LSTMs then see at
-            least what the LSTM baseline sees; without it training on AN4 learned the acoustics slowly).
-        fuse_norm: LayerNorm after the fusion linear.
+        fused_dim: size of concat(local, global) -> linear. hidden, layers: LSTM stack.
+        input_skip: the LSTMs also get the normalised stacked frames, and the fusion linear starts at zero
+            (our choice, as zero-initialised residual branches: training starts from exactly the LSTM
+            baseline and learns how much to use the CNNs; randomly initialised fusions collapsed on AN4 to
+            the predictor-only solution, CTC loss stuck at the all-blank plateau).
     Shapes: forward(feats (B, T, F), lengths (B,)) -> (B, T // stack, hidden), (B,).
     """
 
     def __init__(self, input_dim: int = 80, stack: int = 4, local_channels: tuple[int, ...] = (16, 32),
                  local_dim: int = 128, global_channels: int = 128, global_blocks: int = 4, global_kernel: int = 3,
                  se_reduction: int = 8, fused_dim: int = 256, hidden: int = 240, layers: int = 3,
-                 dropout: float = 0.1, input_skip: bool = True, fuse_norm: bool = False):
+                 dropout: float = 0.1, input_skip: bool = True):
         super().__init__()
         local_channels = tuple(local_channels)
         self._cfg = dict(input_dim=input_dim, stack=stack, local_channels=list(local_channels), local_dim=local_dim,
                          global_channels=global_channels, global_blocks=global_blocks, global_kernel=global_kernel,
                          se_reduction=se_reduction, fused_dim=fused_dim, hidden=hidden, layers=layers, dropout=dropout,
-                         input_skip=input_skip, fuse_norm=fuse_norm)
+                         input_skip=input_skip)
         self.subsampling = stack
         self.output_dim = hidden
         self.input_dim = input_dim
+        self.norm = nn.LayerNorm(input_dim * stack)
         chans = (stack,) + local_channels
         self.local = nn.ModuleList(CausalConv2d(a, b) for a, b in zip(chans[:-1], chans[1:]))
         f = input_dim
         for _ in local_channels:
             f = (f + 1) // 2
-        self.local_out = nn.Linear(local_channels[-1] * f, local_dim)
-        self.global_in = nn.Sequential(nn.LayerNorm(input_dim * stack), nn.Linear(input_dim * stack, global_channels))
+        self.local_out = nn.Sequential(nn.Linear(local_channels[-1] * f, local_dim), nn.LayerNorm(local_dim))
+        self.global_in = nn.Linear(input_dim * stack, global_channels)
         self.blocks = nn.ModuleList(GlobalBlock(global_channels, global_kernel, 2 ** b, dropout, se_reduction)
                                     for b in range(global_blocks))
+        self.global_norm = nn.LayerNorm(global_channels)
+        self.fuse = nn.Linear(local_dim + global_channels, fused_dim)
         self.input_skip = input_skip
-        fuse_in = local_dim + global_channels * (2 if input_skip else 1)
-        self.fuse = nn.Sequential(nn.Linear(fuse_in, fused_dim), nn.LayerNorm(fused_dim) if fuse_norm else nn.Identity())
+        if input_skip:  # zero-init fusion: training starts from the LSTM baseline and learns to use the CNNs
+            nn.init.zeros_(self.fuse.weight)
+            nn.init.zeros_(self.fuse.bias)
         self.drop = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(fused_dim, hidden, num_layers=layers, dropout=dropout if layers > 1 else 0.0,
+        lstm_in = fused_dim + (input_dim * stack if input_skip else 0)
+        self.lstm = nn.LSTM(lstm_in, hidden, num_layers=layers, dropout=dropout if layers > 1 else 0.0,
                             batch_first=True)
 
     def config(self) -> dict:
@@ -142,6 +151,7 @@ class ConvRNNTEncoder(StreamingEncoder):
         """x (B, T', stack * F) stacked frames -> (B, T', hidden), new state."""
         b, t, _ = x.shape
         new = {}
+        x = self.norm(x)
         # local: (B, stack, T', F) time x frequency map
         loc = x.reshape(b, t, self.subsampling, self.input_dim).permute(0, 2, 1, 3)
         for i, conv in enumerate(self.local):
@@ -149,14 +159,14 @@ class ConvRNNTEncoder(StreamingEncoder):
             loc = F.silu(loc)
         loc = self.local_out(loc.permute(0, 2, 1, 3).reshape(b, t, -1))
         # global: (B, C, T')
-        g0 = self.global_in(x)
-        g = g0.transpose(1, 2)
+        g = self.global_in(x).transpose(1, 2)
         for i, blk in enumerate(self.blocks):
             g, new[f"ctx{i}"], new[f"se_sum{i}"] = blk(g, state, i)
         new["count"] = state["count"] + t
-        parts = [loc, g.transpose(1, 2)] + ([g0] if self.input_skip else [])
-        y = self.drop(self.fuse(torch.cat(parts, dim=-1)))
-        y, (new["h"], new["c"]) = self.lstm(y, (state["h"], state["c"]))
+        y = self.fuse(torch.cat([loc, self.global_norm(g.transpose(1, 2))], dim=-1))
+        if self.input_skip:
+            y = torch.cat([x, y], dim=-1)
+        y, (new["h"], new["c"]) = self.lstm(self.drop(y), (state["h"], state["c"]))
         return y, new
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
