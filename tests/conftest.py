@@ -98,3 +98,28 @@ def randomize_zero_init(module: torch.nn.Module, std: float = 0.1, seed: int = 0
             if p.dim() > 1 and not p.any():
                 p.copy_(torch.randn(p.shape, generator=g) * std)
     return module
+
+
+# --- speaker verification -----------------------------------------------------------------------------
+TINY_SPEAKER = {"featurizer": {"sample_rate": 16000, "n_mels": 40},
+                "encoder": {"channels": 32, "embed_dim": 24, "scale": 4, "se_channels": 8, "attention_channels": 8}}
+
+
+def make_tiny_speaker(seed: int = 0):
+    from zoo.speaker import SpeakerEmbedder
+
+    torch.manual_seed(seed)
+    net = SpeakerEmbedder(**TINY_SPEAKER)
+    net.featurizer.set_stats(torch.full((40,), -5.0), torch.full((40,), 3.0))
+    return net.eval()
+
+
+@pytest.fixture
+def tiny_speaker_folder(tmp_path) -> Path:
+    """A tiny random speaker model folder with a verification threshold in its config.json."""
+    from zoo.cards import render_card
+    from zoo.hub import model_config, save_pretrained
+
+    net = make_tiny_speaker()
+    cfg = model_config(net, verification={"threshold": 0.5, "calibrated_on": "test"})
+    return save_pretrained(net, tmp_path / "tiny-speaker", config=cfg, card=render_card("tiny-speaker", cfg))
