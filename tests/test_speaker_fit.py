@@ -67,3 +67,44 @@ def test_export_checkpoint_to_model_folder(fitted, tmp_path, an4_wavs):
     paths = [str(p) for p in an4_wavs[:3]]
     assert torch.allclose(m.embed(paths), task.net.embed(paths), atol=1e-5)
     assert not any(k.startswith(("adversary", "pair_", "centroids")) for k in m.state_dict())
+
+
+def test_release_calibrates_threshold_and_stores_results(fitted, tmp_path, an4_root):
+    if fitted["kind"] != "baseline":
+        pytest.skip("one release is enough")
+    import importlib.util
+    import json
+
+    import zoo
+
+    spec = importlib.util.spec_from_file_location("release_speaker", REPO / "scripts" / "release_speaker.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "rel"
+    rep = mod.release(fitted["root"] / "checkpoints" / "last.ckpt", out, "tiny-spk", config=TINY,
+                      data_dir=str(an4_root.parent), n_boot=20)
+    cfg = json.loads((out / "config.json").read_text())
+    thr = cfg["verification"]["threshold"]
+    assert -1.0 <= thr <= 1.0 and "dev" in cfg["verification"]["calibrated_on"]
+    assert cfg["results"]["eval"]["eer"] == pytest.approx(rep["eer"])
+    assert {"eer_f", "eer_m", "gender_gap"} <= set(cfg["results"]["eval"]) and "ci" in cfg["results"]["eval"]
+    assert {p.name for p in out.iterdir()} >= {"README.md", "det.png", "train_config.yaml", "eval_an4sv_eval.txt"}
+    m = zoo.from_pretrained(out)
+    assert m.threshold == pytest.approx(thr)
+    card = (out / "README.md").read_text()
+    assert f"{thr:.4f}" in card and "EER female" in card
+
+
+def test_benchmark_summary_table():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sv_bench", REPO / "benchmarks" / "sv.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rep = lambda e, f, m: {"eer": e, "min_dcf_0.01": 0.5, "min_dcf_0.05": 0.4, "eer_f": f, "eer_m": m,  # noqa: E731
+                           "gender_gap": abs(m - f)}
+    out = mod.summarise({"baseline": [rep(0.10, 0.14, 0.08), rep(0.12, 0.16, 0.10)],
+                         "arw": [rep(0.08, 0.10, 0.07), rep(0.09, 0.11, 0.08)]})
+    assert "11.00 ± 1.41" in out and "8.50 ± 0.71" in out
+    assert "eer: -22.7% (goal -7.7%: met; difference beyond the seed std)" in out
+    assert "gender_gap: -50.0% (goal -17.0%: met" in out
