@@ -139,7 +139,8 @@ def test_real_fit_warmup_then_both_optimizers(an4_root):
     L.seed_everything(0)
     dm = SpeechDataModule(corpus="an4_spk", data_dir=str(an4_root.parent), sampler="speaker_balanced",
                           speakers_per_batch=3, utts_per_speaker=2, max_duration=60, num_buckets=2)
-    task = ARWTask(adversary_warmup=1, n_clusters=2, crop_seconds=1.0, stats_batches=1, **TINY_SPEAKER)
+    task = ARWTask(adversary_warmup=1, n_clusters=2, crop_seconds=1.0, stats_batches=1, aam_weight=0.5,
+                   **TINY_SPEAKER)
     snaps = _Snapshots()
     trainer = L.Trainer(max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[snaps],
@@ -151,3 +152,4 @@ def test_real_fit_warmup_then_both_optimizers(an4_root):
     assert changed(s0, s1, "net.") and not changed(s0, s1, "adversary.")  # warm-up: learner only
     assert changed(s1, s2, "net.") and changed(s1, s2, "adversary.")      # then both
     assert task.cluster_of and len(set(task.cluster_of.values())) == 2   # k-means pseudo-labels of train
+    assert task.aam.weight.shape == (54, task.net.embed_dim) and changed(s0, s2, "aam.")  # AAM over train speakers

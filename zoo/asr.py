@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from zoo.audio import load_audio, prepare_waveform
+from zoo.audio import load_inputs
 from zoo.decoding import GreedyState, beam_search, greedy_search, init_greedy_state
 from zoo.errors import ZooError
 from zoo.nets import FbankFeaturizer, Joiner, LSTMPredictor, build_encoder
@@ -71,17 +71,6 @@ class TransducerASR(nn.Module):
             return greedy_search(self, enc, lengths).hyps
         return [beam_search(self, enc[i], int(lengths[i]), beam_size) for i in range(enc.shape[0])]
 
-    def _load_inputs(self, inputs, sample_rate: int | None) -> list[torch.Tensor]:
-        out = []
-        for i, x in enumerate(inputs):
-            if isinstance(x, (str, os.PathLike)):
-                out.append(load_audio(x, self.sample_rate))
-            else:
-                if sample_rate is None:
-                    raise ZooError("pass sample_rate= when transcribing waveforms")
-                out.append(prepare_waveform(x, sample_rate, self.sample_rate, name=f"waveform {i}"))
-        return out
-
     @torch.inference_mode()
     def transcribe(self, inputs: Sequence | str | torch.Tensor, sample_rate: int | None = None,
                    batch_size: int = 8, beam_size: int = 1, progress: bool = False) -> list[str]:
@@ -104,7 +93,7 @@ class TransducerASR(nn.Module):
             from rich.progress import track
             it = track(batches, description="transcribing", transient=True)
         for idx in it:
-            wavs = self._load_inputs([inputs[i] for i in idx], sample_rate)
+            wavs = load_inputs([inputs[i] for i in idx], sample_rate, self.sample_rate)
             dev = self.featurizer.mean.device
             lens = torch.tensor([w.numel() for w in wavs], device=dev)
             batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True).to(dev)

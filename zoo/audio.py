@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from zoo.errors import AudioError
+from zoo.errors import AudioError, ZooError
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int, offset: float = 0.0,
@@ -39,6 +39,20 @@ def load_audio(path: str | os.PathLike, sample_rate: int, offset: float = 0.0,
         raise AudioError(f"cannot open {p}: {e.strerror or e}") from None
     _check_wav_complete(p)
     return prepare_waveform(torch.from_numpy(np.ascontiguousarray(data.T)), sr, sample_rate, name=str(p))
+
+
+def load_inputs(inputs, sample_rate: int | None, target_rate: int, verb: str = "transcribing") -> list[torch.Tensor]:
+    """Audio paths and/or in-memory waveforms ((S,) or (C, S), which need ``sample_rate``) -> (S,) float32
+    tensors at ``target_rate``."""
+    out = []
+    for i, x in enumerate(inputs):
+        if isinstance(x, (str, os.PathLike)):
+            out.append(load_audio(x, target_rate))
+        else:
+            if sample_rate is None:
+                raise ZooError(f"pass sample_rate= when {verb} waveforms")
+            out.append(prepare_waveform(x, sample_rate, target_rate, name=f"waveform {i}"))
+    return out
 
 
 def prepare_waveform(wav: torch.Tensor | np.ndarray, sr: int, sample_rate: int,

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.audio import load_audio, prepare_waveform
+from zoo.audio import load_inputs
 from zoo.errors import ZooError
 from zoo.nets import FbankFeaturizer
 from zoo.nets.speaker import ECAPATDNN
@@ -66,14 +66,7 @@ class SpeakerEmbedder(nn.Module):
         return F.normalize(self.encode(wav, lengths)[0], dim=-1)
 
     def _load_inputs(self, inputs, sample_rate: int | None) -> list[torch.Tensor]:
-        out = []
-        for i, x in enumerate(inputs):
-            if isinstance(x, (str, os.PathLike)):
-                out.append(load_audio(x, self.sample_rate))
-            else:
-                if sample_rate is None:
-                    raise ZooError("pass sample_rate= when embedding waveforms")
-                out.append(prepare_waveform(x, sample_rate, self.sample_rate, name=f"waveform {i}"))
+        out = load_inputs(inputs, sample_rate, self.sample_rate, verb="embedding")
         min_len = self.featurizer.win
         for i, w in enumerate(out):
             if w.numel() < min_len:
