@@ -12,6 +12,16 @@ Design (our choices where the paper is silent, see ../shared/notes/papers.md §2
   frame costs nothing at that layer, and inference can drop it entirely.
 - ``forward`` (training) computes every frame and masks; ``infer`` gathers the active frames of each
   sub-block, runs it on those only and scatters back: the real saving. Both give the same output.
+- ``gated: false`` is the all-on Transformer baseline (arbitrators exist but are never run);
+  ``infer(force_all_on=True, left=left_context)`` runs any of these models' weights as that dense
+  reference (every gate on, full attention span), for FLOP and wall-clock ratios on the same weights.
+
+Encoder FLOPs (counted by ``infer`` from the actual gate decisions, and analytically by ``dense_flops``;
+a multiply-add = 2 FLOPs; LayerNorm, softmax and activations are O(D) per frame and not counted):
+  input projection 2*(stack*F)*D per frame, plus per layer and frame: arbitrator 2*D*2 (gated models only);
+  MHA, if on: 2*4*D^2 (QKV and output projections) + 2*2*D*K (scores and weighted sum over its K
+  attended keys: active frames j with t - left <= j <= t); FFN, if on: 2*2*D*ffn_dim.
+  Dense (all on, every key present): K_t = min(t + 1, left + 1) for output frame t of the utterance.
 """
 from __future__ import annotations
 
@@ -68,11 +78,14 @@ class CCATransformerEncoder(StreamingEncoder):
     def __init__(self, input_dim: int = 80, stack: int = 4, d_model: int = 144, heads: int = 4, ffn_dim: int = 576,
                  layers: int = 6, left_context: int = 64, gated: bool = True, window: int = 0, dropout: float = 0.1):
         super().__init__()
+        stack, d_model, heads, ffn_dim, layers = int(stack), int(d_model), int(heads), int(ffn_dim), int(layers)
+        left_context, window, dropout = int(left_context), int(window), float(dropout)
         self._cfg = dict(input_dim=input_dim, stack=stack, d_model=d_model, heads=heads, ffn_dim=ffn_dim,
                          layers=layers, left_context=left_context, gated=gated, window=window, dropout=dropout)
         self.subsampling = stack
         self.output_dim = d_model
         self.left = window if window > 0 else left_context
+        self.left_context, self.window = left_context, window
         self.gated = gated and window == 0
         self.tau = 1.0
         self.inp = nn.Sequential(nn.LayerNorm(input_dim * stack), nn.Linear(input_dim * stack, d_model))
@@ -84,9 +97,9 @@ class CCATransformerEncoder(StreamingEncoder):
         return dict(self._cfg)
 
     # --- gates ---------------------------------------------------------------------------------
-    def _gates(self, layer: GatedLayer, h: torch.Tensor) -> torch.Tensor:
+    def _gates(self, layer: GatedLayer, h: torch.Tensor, force_all_on: bool = False) -> torch.Tensor:
         """(B, T, D) -> (B, T, 2) gates for (MHA, FFN)."""
-        if not self.gated:
+        if not self.gated or force_all_on:
             return h.new_ones(h.shape[0], h.shape[1], 2)
         logits = layer.arbitrator(h)
         if self.training:
@@ -132,34 +145,38 @@ class CCATransformerEncoder(StreamingEncoder):
         return st
 
     @torch.no_grad()
-    def infer(self, x: torch.Tensor, state: dict):
+    def infer(self, x: torch.Tensor, state: dict, force_all_on: bool = False, left: int | None = None):
         """Stacked frames x (1, T, stack*F) -> (1, T, D), new state, and counted FLOPs of this call.
 
-        Batch size 1: each stream has its own set of active frames.
+        Batch size 1: each stream has its own set of active frames. ``force_all_on``: every gate on and no
+        arbitrator run (the all-on model on these weights); ``left``: attention span override (e.g.
+        ``left_context`` to run a sliding-window model at full span). Keep both fixed over a stream.
         """
         assert x.shape[0] == 1, "infer() gathers per stream; call it per stream"
+        left = self.left if left is None else int(left)
+        run_arb = self.gated and not force_all_on
         h = self.inp(x)[0]  # (T, D)
         t = h.shape[0]
         pos = state["t"] + torch.arange(t, device=h.device)
         new = {"t": state["t"] + t}
         d = self.output_dim
-        flops, gates = 0, []
+        flops, gates = 2 * t * x.shape[-1] * d, []  # input projection
         for i, layer in enumerate(self.layers):
-            g = self._gates(layer, h[None])[0] > 0.5  # (T, 2)
+            g = self._gates(layer, h[None], force_all_on)[0] > 0.5  # (T, 2)
             gates.append(g)
-            flops += 2 * t * d * 2 * int(self.gated)  # arbitrators
+            flops += 2 * t * d * 2 * int(run_arb)  # arbitrators
             a = g[:, 0].nonzero().flatten()
             k_c, v_c, p_c = state[f"k{i}"][0], state[f"v{i}"][0], state[f"pos{i}"][0]
             if a.numel():
                 q, k, v = layer.qkv(layer.ln1(h[a])).chunk(3, dim=-1)
                 keys, vals, kpos = torch.cat([k_c, k]), torch.cat([v_c, v]), torch.cat([p_c, pos[a]])
                 qpos = pos[a]
-                mask = (kpos[None, :] <= qpos[:, None]) & (qpos[:, None] - kpos[None, :] <= self.left)
+                mask = (kpos[None, :] <= qpos[:, None]) & (qpos[:, None] - kpos[None, :] <= left)
                 y = layer.out(layer._attend(q[None], keys[None], vals[None], mask[None])[0])
                 h = h.index_add(0, a, y)
                 n_keys = mask.sum().item()
                 flops += 2 * a.numel() * (3 * d * d + d * d) + 2 * 2 * n_keys * d
-                keep = kpos > (pos[-1] - self.left)
+                keep = kpos > (pos[-1] - left)
                 k_c, v_c, p_c = keys[keep], vals[keep], kpos[keep]
             new[f"k{i}"], new[f"v{i}"], new[f"pos{i}"] = k_c[None], v_c[None], p_c[None]
             f_ = g[:, 1].nonzero().flatten()
@@ -194,6 +211,17 @@ class CCATransformerEncoder(StreamingEncoder):
         valid = (torch.arange(probs.shape[1], device=probs.device)[None] < lengths[:, None]).to(probs.dtype)
         used = (probs * cost).sum(-1).mean(-1)  # (B, T') cost fraction per frame, averaged over layers
         return (used * valid).sum() / (valid.sum() * cost.sum()).clamp_min(1)
+
+    def dense_flops(self, t: int, left: int | None = None, arbitrators: bool = False) -> int:
+        """Analytic encoder FLOPs of a T-output-frame utterance with every gate on (the formula in the module
+        docstring): attention span ``left`` (default: this model's; ``left_context`` for the full-span
+        reference, ``window`` for a sliding-window model). Equals ``infer``'s count with all gates on."""
+        left = self.left if left is None else int(left)
+        d, ffn, n_layers = self.output_dim, self.layers[0].ff[0].out_features, len(self.layers)
+        in_dim = self.inp[1].in_features
+        keys = sum(min(i + 1, left + 1) for i in range(t))
+        per_layer = t * (8 * d * d + 4 * d * ffn + 4 * d * int(arbitrators)) + 4 * d * keys
+        return 2 * t * in_dim * d + n_layers * per_layer
 
     def dense_flops_per_frame(self, n_keys: float) -> float:
         """FLOPs of one frame through all layers with every gate on and ``n_keys`` attended keys."""
