@@ -1,4 +1,4 @@
-"""Non-training ``zoo`` subcommands: list, transcribe, export, push, data, evaluate, embed, verify, score.
+"""Non-training ``zoo`` subcommands: list, transcribe, export, push, data, evaluate, embed, verify, score, mix.
 
 Every user error is a ZooError: one ``error: ...`` line on stderr, exit status 2, no traceback
 (an OSError, e.g. an unwritable output folder, is reported the same way with exit status 1).
@@ -53,10 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--json", default=None, help="also write the full results (with hypotheses) here")
 
     d = sub.add_parser("data", help="write NeMo JSONL manifests of a corpus recipe (an4-sv: + trials files)")
-    d.add_argument("corpus", choices=["an4", "an4-sv"])
+    d.add_argument("corpus", choices=["an4", "an4-sv", "an4-mix"])
     d.add_argument("--out", required=True, help="output folder for train/dev/test .jsonl "
                    "(an4-sv: train/dev/eval .jsonl with ids + dev_trials.txt, eval_trials.txt)")
     d.add_argument("--data-dir", default=None, help="corpus location (default $ZOO_DATA or ../shared/data)")
+    d.add_argument("--sessions", type=int, default=None, help="an4-mix: two-speaker sessions (default 200)")
+    d.add_argument("--seed", type=int, default=None, help="an4-mix: seed (default 0: the fixed test set)")
+    d.add_argument("--split", default="test", choices=["test", "dev"], help="an4-mix: whose speakers (test)")
+
+    x = sub.add_parser("mix", help="mix two audio files (b starts --offset s into a) for demos")
+    x.add_argument("audio", nargs=2, metavar="AUDIO")
+    x.add_argument("--offset", type=float, required=True, help="start of the second file in the first (s)")
+    x.add_argument("-o", "--output", required=True, help="output .wav or .flac (at the first file's rate)")
 
     m = sub.add_parser("embed", help="speaker embeddings (L2-normalised) of audio files")
     m.add_argument("audio", nargs="+")
@@ -88,7 +96,7 @@ def run_command(argv: list[str]) -> int:
     try:
         return {"list": cmd_list, "transcribe": cmd_transcribe, "export": cmd_export, "push": cmd_push,
                 "data": cmd_data, "evaluate": cmd_evaluate, "embed": cmd_embed, "verify": cmd_verify,
-                "score": cmd_score}[args.command](args)
+                "score": cmd_score, "mix": cmd_mix}[args.command](args)
     except ZooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -181,6 +189,11 @@ def cmd_data(args) -> int:
     if args.corpus == "an4-sv":
         for p in write_sv_data(args.out, args.data_dir):
             print(p)
+        return 0
+    if args.corpus == "an4-mix":
+        from zoo.data.mix import write_an4_mix
+
+        print(write_an4_mix(args.out, args.sessions, args.seed, args.data_dir, args.split))
         return 0
 
     for split, cuts in an4_cuts(args.data_dir).items():
@@ -279,4 +292,12 @@ def cmd_score(args) -> int:
         png = plot_det({Path(str(args.model)).name: (fnr, fpr, rep["eer"])}, out / "det.png", title=Path(args.trials).name)
         atomic_write_text(out / "metrics.json", json.dumps(rep, indent=2) + "\n")
         print(f"wrote {out / 'metrics.json'} and {png}")
+    return 0
+
+
+def cmd_mix(args) -> int:
+    from zoo.data.mix import mix_files
+
+    out, dur, sr = mix_files(args.audio[0], args.audio[1], args.offset, args.output)
+    print(f"wrote {out} ({dur:.2f} s, {sr} Hz)")
     return 0

@@ -9,17 +9,20 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 from lhotse import CutSet
+from lhotse.cut import MixedCut
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.an4 import an4_cuts, an4_speaker_split
 from zoo.data.manifest import load_cuts
+from zoo.data.mix import SessionMixer, cut_turns, fixed_sessions
 
 
 class AudioBatchDataset(Dataset):
     """Maps a CutSet (one sampler batch) to a padded batch dict:
 
-    ``audio`` (B, S) float32, ``audio_lens`` (B,), ``text``, ``speaker``, ``gender``, ``id`` (lists), and with
+    ``audio`` (B, S) float32, ``audio_lens`` (B,), ``text``, ``speaker``, ``gender``, ``id`` (lists), ``turns``
+    (per cut, its supervisions as ``(speaker, start_s, end_s, text)`` in start order), and with
     ``speaker_index`` (speaker -> class) also ``speaker_index`` (B,) long, -1 for speakers not in the map.
     ``cut_transforms`` (CutSet -> CutSet, applied per batch before loading) is where on-the-fly
     augmentation and multi-speaker mixing plug in.
@@ -34,7 +37,7 @@ class AudioBatchDataset(Dataset):
     def __getitem__(self, cuts: CutSet) -> dict:
         for tf in self.cut_transforms:
             cuts = tf(cuts)
-        wavs, texts, spks, genders, ids = [], [], [], [], []
+        wavs, texts, spks, genders, ids, turns = [], [], [], [], [], []
         for c in cuts:
             a = torch.from_numpy(np.asarray(c.load_audio(), dtype=np.float32))
             a = a.mean(0) if a.dim() == 2 else a
@@ -46,9 +49,10 @@ class AudioBatchDataset(Dataset):
             spks.append(sup.speaker if sup else None)
             genders.append(getattr(sup, "gender", None) if sup else None)
             ids.append(c.id)
+            turns.append(cut_turns(c))
         lens = torch.tensor([w.numel() for w in wavs])
         batch = {"audio": torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True), "audio_lens": lens,
-                 "text": texts, "speaker": spks, "gender": genders, "id": ids}
+                 "text": texts, "speaker": spks, "gender": genders, "id": ids, "turns": turns}
         if self.speaker_index is not None:
             batch["speaker_index"] = torch.tensor([self.speaker_index.get(s, -1) for s in spks], dtype=torch.long)
         return batch
@@ -120,6 +124,12 @@ class SpeechDataModule(L.LightningDataModule):
             (training batches of ``speakers_per_batch`` x ``utts_per_speaker``; see SpeakerBalancedSampler).
         speaker_labels: add ``speaker_index`` (class label from the sorted training speakers) to every batch;
             None = on for ``an4_spk`` and the speaker-balanced sampler.
+        mix: two-speaker sessions (``zoo.data.mix.SessionMixer`` kwargs, e.g. ``{max_turns: 4, overlap_weights:
+            {none: 0.4, heavy: 0.2, ...}}``): every training cut becomes the first turn of a session mixed on
+            the fly from the training cuts; val / test become fixed sessions of the val / test speakers only
+            (``mix_val_sessions`` / ``mix_test_sessions``, default mixer settings; a ``zoo data an4-mix``
+            manifest given as ``val_manifest`` / ``test_manifest`` is used as it is). Sessions are longer
+            than their first cut: lower ``max_duration`` to match.
     """
 
     def __init__(self, corpus: str | None = "an4", data_dir: str | None = None,
@@ -127,7 +137,8 @@ class SpeechDataModule(L.LightningDataModule):
                  test_manifest: str | None = None, sample_rate: int = 16000, max_duration: float = 60.0,
                  num_buckets: int = 8, num_workers: int = 0, speed_perturb: list[float] | None = None,
                  max_cut_duration: float = 30.0, lazy: bool = False, seed: int = 0, sampler: str = "bucketing",
-                 speakers_per_batch: int = 8, utts_per_speaker: int = 4, speaker_labels: bool | None = None):
+                 speakers_per_batch: int = 8, utts_per_speaker: int = 4, speaker_labels: bool | None = None,
+                 mix: dict | None = None, mix_val_sessions: int = 100, mix_test_sessions: int = 200):
         super().__init__()
         self.save_hyperparameters()
         self.cuts: dict[str, CutSet] = {}
@@ -154,9 +165,20 @@ class SpeechDataModule(L.LightningDataModule):
         labels = h.speaker_labels
         if labels is None:
             labels = h.corpus == "an4_spk" or h.sampler == "speaker_balanced"
+        if h.mix is not None:
+            self._setup_mix()
         if labels and "train" in self.cuts:
             spk = sorted({c.supervisions[0].speaker for c in self.cuts["train"] if c.supervisions}, key=str)
             self.speaker_index = {s: i for i, s in enumerate(spk)}
+
+    def _setup_mix(self) -> None:
+        h = self.hparams
+        if "train" in self.cuts:
+            self.cut_transforms.append(SessionMixer(self.train_cuts(), seed=h.seed, **h.mix))
+        for split, name, n in (("val", "dev", h.mix_val_sessions), ("test", "test", h.mix_test_sessions)):
+            cuts = self.cuts.get(split)
+            if cuts is not None and not isinstance(next(iter(cuts), None), MixedCut):
+                self.cuts[split] = fixed_sessions(cuts, name, n)
 
     @property
     def num_speakers(self) -> int:

@@ -88,6 +88,10 @@ def load_cuts(path: str | Path, lazy: bool = False) -> CutSet:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest not found: {path}")
+    from zoo.data.mix import is_mix_manifest, read_mix_manifest
+
+    if is_mix_manifest(path):  # two-speaker sessions written by `zoo data an4-mix`
+        return read_mix_manifest(path)
     if ".jsonl" in path.name and _is_lhotse(path):
         return CutSet.from_jsonl_lazy(path) if lazy else CutSet.from_file(path)
     cuts = CutSet(_LazyNemo(path))
