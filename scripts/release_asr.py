@@ -36,6 +36,9 @@ def main() -> None:
     ap.add_argument("--design", default=None, help="Markdown file: from the paper vs our choice")
     ap.add_argument("--beam-size", type=int, default=4)
     ap.add_argument("--train-note", default="", help="Markdown appended to the training section")
+    ap.add_argument("--results-extra", default=None,
+                    help="Markdown file appended to the results section (e.g. reports/cca_pareto/cca_pareto.md); "
+                         "the PNG files beside it are copied into the model folder so its image links work")
     args = ap.parse_args()
 
     torch.manual_seed(0)
@@ -79,6 +82,11 @@ Reproduce: `zoo evaluate --model {args.name} --split test --beam-size {args.beam
 resamples of utterances, or of speakers). RTF depends on the CPU; it was measured on the 2-core machine
 that trained the model.
 """
+    if args.results_extra:
+        extra = Path(args.results_extra)
+        results_md += "\n" + extra.read_text()
+        for png in extra.parent.glob("*.png"):
+            shutil.copyfile(png, out / png.name)
     cfg_rel = Path(args.config)
     shutil.copyfile(REPO / cfg_rel, out / "train_config.yaml")
     t = f" in {args.train_minutes:.0f} minutes" if args.train_minutes else ""
