@@ -20,8 +20,6 @@ order). A session is a list of turns; references and hypotheses are lists of ses
 """
 from __future__ import annotations
 
-import contextlib
-import io
 from typing import Sequence
 
 import numpy as np
@@ -65,11 +63,8 @@ def _streams(turns: Sequence[Turn]) -> dict:
     return {k: " ".join(x for x in v if x).strip() for k, v in out.items()}
 
 
-@contextlib.contextmanager
-def _quiet():
-    """meeteval prints 'Assuming sort=False ...' for untimed input; keep reports clean."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
+# streams are already in time order (meeteval would otherwise warn that it cannot sort untimed text)
+_UNSORTED = {"reference_sort": False, "hypothesis_sort": False}
 
 
 def _ensure_stream(streams: dict) -> dict:
@@ -82,13 +77,12 @@ def cpwer(refs: Sequence[Sequence[Turn]], hyps: Sequence[Sequence[Turn]]) -> dic
 
     _check(refs, hyps)
     errors = words = missed = falarm = 0
-    with _quiet():
-        for r, h in zip(refs, hyps):
-            e = cp_word_error_rate(_ensure_stream(_streams(r)), _ensure_stream(_streams(h)))
-            errors += e.errors
-            words += e.length
-            missed += e.missed_speaker
-            falarm += e.falarm_speaker
+    for r, h in zip(refs, hyps):
+        e = cp_word_error_rate(_ensure_stream(_streams(r)), _ensure_stream(_streams(h)), **_UNSORTED)
+        errors += e.errors
+        words += e.length
+        missed += e.missed_speaker
+        falarm += e.falarm_speaker
     return {"wer": errors / max(words, 1), "errors": errors, "words": words, "sessions": len(refs),
             "missed_speakers": missed, "falarm_speakers": falarm}
 
@@ -99,12 +93,11 @@ def orcwer(refs: Sequence[Sequence[Turn]], hyps: Sequence[Sequence[Turn]]) -> di
 
     _check(refs, hyps)
     errors = words = 0
-    with _quiet():
-        for r, h in zip(refs, hyps):
-            utts = [t[3] for t in sorted((_fields(t) for t in r), key=lambda x: (x[1], x[2]))] or [""]
-            e = orc_word_error_rate(utts, _ensure_stream(_streams(h)))
-            errors += e.errors
-            words += e.length
+    for r, h in zip(refs, hyps):
+        utts = [t[3] for t in sorted((_fields(t) for t in r), key=lambda x: (x[1], x[2]))] or [""]
+        e = orc_word_error_rate(utts, _ensure_stream(_streams(h)), **_UNSORTED)
+        errors += e.errors
+        words += e.length
     return {"wer": errors / max(words, 1), "errors": errors, "words": words, "sessions": len(refs)}
 
 
