@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in runs:
             print(shell_line(r))
         return 0
-    zoo_exe = shutil.which("zoo") or str(Path(sys.executable).with_name("zoo"))
+    here = Path(sys.executable).with_name("zoo")  # the zoo of the Python running this script, else PATH's
+    zoo_exe = str(here) if here.is_file() else (shutil.which("zoo") or "zoo")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     failed = []
     for r in runs:
