@@ -21,6 +21,17 @@ The default sweep is exactly these commands (root exp/cca_sweep):
 
 --max_steps N adds: --trainer.max_steps N --model.init_args.scheduler.init_args.total_steps N
 --model.init_args.scheduler.init_args.warmup_steps min(400, N // 10).
+
+After the sweep: the table and plot, then the two releases (set compute_weight in configs/asr/cca_transformer_an4.yaml
+to the lambda you recommend first, so the card's train_config.yaml is the one that trained it):
+
+    python benchmarks/cca_pareto.py exp/cca_sweep/* --out-dir reports/cca_pareto
+    python scripts/release_asr.py --ckpt exp/cca_sweep/lam1/checkpoints/best-....ckpt --name cca-transformer-an4 \
+        --config configs/asr/cca_transformer_an4.yaml --design model_cards/cca-transformer-an4.design.md \
+        --results-extra reports/cca_pareto/cca_pareto.md
+    python scripts/release_asr.py --ckpt exp/cca_sweep/allon/checkpoints/best-....ckpt --name transformer-rnnt-an4 \
+        --config configs/asr/transformer_rnnt_an4.yaml --design model_cards/transformer-rnnt-an4.design.md \
+        --results-extra reports/cca_pareto/cca_pareto.md
 """
 from __future__ import annotations
 
