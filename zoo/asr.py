@@ -97,11 +97,15 @@ class TransducerASR(nn.Module):
             dev = self.featurizer.mean.device
             lens = torch.tensor([w.numel() for w in wavs], device=dev)
             batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True).to(dev)
-            enc, elens = self.encode(batch, lens)
-            for i, toks in zip(idx, self.decode(enc, elens, beam_size)):
-                texts[i] = self.tokenizer.decode(toks)
+            for i, out in zip(idx, self._transcribe_batch(batch, lens, beam_size)):
+                texts[i] = out
         self.train(was_training)
         return texts
+
+    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int) -> list:
+        """One padded batch (B, S) -> B outputs (here texts; subclasses may return richer results)."""
+        enc, elens = self.encode(wav, lens)
+        return [self.tokenizer.decode(toks) for toks in self.decode(enc, elens, beam_size)]
 
     def stream_transcribe(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> str:
         """Push a whole (S,) waveform at the model's rate through a fresh session, chunk by chunk."""

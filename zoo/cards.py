@@ -14,6 +14,9 @@ TASK_METADATA = {
             "metrics": ["wer", "cer"], "tags": ["speech", "asr", "rnnt", "streaming", "lightning"]},
     "speaker": {"task_type": "speaker-verification", "pipeline_tag": None, "metrics": ["eer", "mindcf"],
                 "tags": ["speech", "speaker-verification", "speaker-embedding", "ecapa-tdnn", "fairness", "lightning"]},
+    "multitalker-asr": {"task_type": "automatic-speech-recognition", "pipeline_tag": "automatic-speech-recognition",
+                        "metrics": ["wer"], "tags": ["speech", "asr", "rnnt", "streaming", "multi-talker",
+                                                    "segmentation", "lightning"]},
 }
 
 

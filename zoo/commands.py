@@ -144,6 +144,8 @@ def cmd_transcribe(args) -> int:
         if not p.exists():
             raise ZooError(f"audio file not found: {p}")
     model = from_pretrained(args.model, revision=args.revision)
+    if refs is not None and getattr(model, "task", "asr") != "asr":
+        raise ZooError(f"--manifest scores single-speaker WER; {args.model} is a {model.task} model")
     sr = model.sample_rate
     if args.stream:
         texts = []
@@ -155,7 +157,11 @@ def cmd_transcribe(args) -> int:
         texts = model.transcribe(inputs, sample_rate=sr, batch_size=args.batch_size, beam_size=args.beam_size,
                                  progress=not args.quiet and sys.stderr.isatty())
     for p, t in zip(paths, texts):
-        print(f"{p}\t{t}")
+        if isinstance(t, list):  # multi-talker models: one line per turn (channel, start s, end s, text)
+            for turn in t:
+                print(f"{p}\t{turn.channel}\t{turn.start:.2f}\t{turn.end:.2f}\t{turn.text}")
+        else:
+            print(f"{p}\t{t}")
     if refs is not None:
         from zoo.metrics import error_rates
 

@@ -12,7 +12,8 @@ from zoo.errors import ModelNotFoundError
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 # architecture name in config.json -> "module:Class". Only these are ever instantiated.
-ARCHITECTURES: dict[str, str] = {"transducer": "zoo.asr:TransducerASR", "ecapa": "zoo.speaker:SpeakerEmbedder"}
+ARCHITECTURES: dict[str, str] = {"transducer": "zoo.asr:TransducerASR", "ecapa": "zoo.speaker:SpeakerEmbedder",
+                                 "sts": "zoo.nets.sts:STSASR"}
 
 # Released (bundled) models: name -> task and a one-line description.
 MODELS: dict[str, dict] = {

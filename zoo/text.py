@@ -31,26 +31,54 @@ def get_normalizer(name: str) -> Callable[[str], str]:
 
 
 class CharTokenizer:
-    """Characters as tokens; id 0 is the transducer/CTC blank. Characters not in ``vocab`` are dropped."""
+    """Characters as tokens; id 0 is the transducer/CTC blank. Characters not in ``vocab`` are dropped.
 
-    def __init__(self, vocab: str = " '" + string.ascii_uppercase):
+    ``specials`` (e.g. ``["<sot>", "<eot>"]``, the turn tokens of multi-talker models) are whole tokens after
+    the characters (ids ``len(vocab) + 1 ...``): ``encode`` maps their literal text to one id each, ``decode``
+    writes them back as space-separated words.
+    """
+
+    def __init__(self, vocab: str = " '" + string.ascii_uppercase, specials: list[str] | tuple = ()):
         if len(set(vocab)) != len(vocab):
             raise ValueError("character vocabulary has duplicates")
+        if len(set(specials)) != len(specials) or any(len(t) < 2 for t in specials):
+            raise ValueError("special tokens must be distinct and longer than one character")
         self.vocab = vocab
+        self.specials = list(specials)
         self._ids = {c: i + 1 for i, c in enumerate(vocab)}
+        self._special_ids = {t: len(vocab) + 1 + i for i, t in enumerate(self.specials)}
+        self._split = re.compile("(" + "|".join(map(re.escape, self.specials)) + ")") if self.specials else None
 
     @property
     def vocab_size(self) -> int:  # including blank
-        return len(self.vocab) + 1
+        return len(self.vocab) + 1 + len(self.specials)
+
+    def token_id(self, special: str) -> int:
+        """The id of a special token (KeyError if this tokenizer has none of that name)."""
+        return self._special_ids[special]
 
     def encode(self, text: str) -> list[int]:
-        return [self._ids[c] for c in text if c in self._ids]
+        if self._split is None:
+            return [self._ids[c] for c in text if c in self._ids]
+        out: list[int] = []
+        for part in self._split.split(text):
+            if part in self._special_ids:
+                out.append(self._special_ids[part])
+            else:
+                out += [self._ids[c] for c in part if c in self._ids]
+        return out
 
     def decode(self, ids: list[int]) -> str:
-        return _SPACES.sub(" ", "".join(self.vocab[i - 1] for i in ids if 0 < i <= len(self.vocab))).strip()
+        n = len(self.vocab)
+        pieces = [self.vocab[i - 1] if 0 < i <= n else f" {self.specials[i - n - 1]} " for i in ids
+                  if 0 < i <= n + len(self.specials)]
+        return _SPACES.sub(" ", "".join(pieces)).strip()
 
     def config(self) -> dict:
-        return {"type": "char", "vocab": self.vocab}
+        cfg = {"type": "char", "vocab": self.vocab}
+        if self.specials:
+            cfg["specials"] = list(self.specials)
+        return cfg
 
 
 class SentencePieceTokenizer:
@@ -80,7 +108,7 @@ def build_tokenizer(cfg: dict, folder: str | Path | None = None):
     """Build a tokenizer from its config.json entry; ``file`` paths resolve against ``folder``."""
     kind = cfg.get("type", "char")
     if kind == "char":
-        return CharTokenizer(cfg.get("vocab") or CharTokenizer().vocab)
+        return CharTokenizer(cfg.get("vocab") or CharTokenizer().vocab, cfg.get("specials") or ())
     if kind == "sentencepiece":
         f = Path(cfg["file"])
         if folder is not None and not f.is_absolute():

@@ -1,6 +1,7 @@
 """Training objectives (LightningModules) over the plain nets in ``zoo.nets``."""
 from zoo.tasks.arw import ARWTask
 from zoo.tasks.speaker_verification import SpeakerVerificationTask
+from zoo.tasks.sts import STSTask
 from zoo.tasks.transducer import SpecAugment, TransducerTask
 
-__all__ = ["TransducerTask", "SpecAugment", "SpeakerVerificationTask", "ARWTask"]
+__all__ = ["TransducerTask", "SpecAugment", "SpeakerVerificationTask", "ARWTask", "STSTask"]

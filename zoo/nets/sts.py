@@ -1,0 +1,321 @@
+"""Separator-Transducer-Segmenter (STS; Sklyar et al., Interspeech 2022): streaming recognition and
+segmentation of two-party speech in one model.
+
+    audio -> FbankFeaturizer -> mixture encoder (any zoo streaming encoder, e.g. LSTM)
+          -> separator: C = 2 channels, each ``sigmoid(W_m h) * (W_p h)`` (a per-channel mask on a
+             per-channel projection of the mixture encoding), + a per-channel speech-activity head
+          -> shared recognition encoder (a causal zoo encoder at the same frame rate, run on every channel)
+          -> shared LSTM predictor + joiner (RNN-T), decoded per channel.
+
+With ``turn_tokens`` each channel's transcript is ``<sot> w1 w2 ... <eot> <sot> ...``: the frames at
+which ``<sot>`` / ``<eot>`` are emitted are the turn start / end events. Without (the multi-turn RNN-T
+baseline) a channel's transcript is its turns' words only, and a channel's turn ends once no token has
+been emitted for ``turn_gap_s`` (the end event is emitted at that moment: last token + gap).
+
+Every part is causal and frame-synchronous, so streaming (:class:`STSStreamingSession`) gives exactly the
+turns of :meth:`STSASR.transcribe`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from zoo.asr import StreamingSession, TransducerASR
+from zoo.decoding import greedy_search, init_greedy_state
+from zoo.errors import ZooError
+from zoo.nets import FbankFeaturizer, Joiner, LSTMPredictor, build_encoder
+from zoo.nets.encoder import StreamingEncoder
+from zoo.text import CharTokenizer
+
+SOT, EOT = "<sot>", "<eot>"
+TURN_TOKENS = (SOT, EOT)
+
+
+class Turn(NamedTuple):
+    channel: int
+    start: float        # s: when the turn's start was emitted (<sot>, or its first token without turn tokens)
+    end: float | None   # s: when its end was emitted (<eot>, or last token + gap); None while still open
+    text: str
+
+
+class SeparatorEncoder(StreamingEncoder):
+    """Mixture encoder -> ``channels``-way separator -> shared recognition encoder.
+
+    ``forward`` / ``stream_step`` return (B * C, T', D): the C channels of each input, channel-interleaved
+    (row ``b * C + c``), so a transducer decodes every channel as its own utterance.
+
+    Args:
+        input_dim: feature dim.
+        mixture: ``{"name": <zoo encoder>, **kwargs}`` over the features (sets the frame rate).
+        recognition: ``{"name": <zoo encoder>, **kwargs}`` over a separated channel; must not subsample
+            (for ``lstm``: ``stack: 1``).
+        channels: output channels (2: the two speakers).
+    """
+
+    def __init__(self, input_dim: int = 80, mixture: dict | None = None, recognition: dict | None = None,
+                 channels: int = 2):
+        super().__init__()
+        mixture = dict(mixture or {"name": "lstm", "stack": 4, "hidden": 256, "layers": 2})
+        recognition = dict(recognition or {"name": "lstm", "stack": 1, "hidden": 256, "layers": 1})
+        self._cfg = {"mixture": mixture, "recognition": recognition, "channels": channels}
+        self.mixture = build_encoder(mixture, input_dim)
+        d = self.mixture.output_dim
+        self.channels = channels
+        self.separator = nn.Linear(d, 2 * channels * d)  # per channel: mask logits, projection
+        self.activity = nn.Linear(d, 1)                   # shared speech-activity head on each channel
+        self.recognition = build_encoder(recognition, d)
+        if self.recognition.subsampling != 1:
+            raise ValueError("the recognition encoder must keep the frame rate (lstm: stack: 1)")
+        self.subsampling = self.mixture.subsampling
+        self.lookahead_frames = self.mixture.lookahead_frames + self.recognition.lookahead_frames * self.subsampling
+        self.output_dim = self.recognition.output_dim
+
+    def config(self) -> dict:
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._cfg.items()}
+
+    def separate(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) mixture encoding -> (B * C, T, D) channel-interleaved separated encodings."""
+        b, t, d = h.shape
+        z = self.separator(h).view(b, t, self.channels, 2, d)
+        s = torch.sigmoid(z[..., 0, :]) * z[..., 1, :]          # (B, T, C, D)
+        return s.permute(0, 2, 1, 3).reshape(b * self.channels, t, d)
+
+    def forward_all(self, feats: torch.Tensor, lengths: torch.Tensor):
+        """-> enc (B * C, T', D), lengths (B * C,), activity logits (B, C, T')."""
+        h, hl = self.mixture(feats, lengths)
+        s = self.separate(h)
+        sl = hl.repeat_interleave(self.channels)
+        act = self.activity(s).squeeze(-1).view(h.shape[0], self.channels, h.shape[1])
+        enc, el = self.recognition(s, sl)
+        return enc, el, act
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+        enc, el, _ = self.forward_all(feats, lengths)
+        return enc, el
+
+    def init_state(self, batch_size: int, device=None) -> dict:
+        return {"mixture": self.mixture.init_state(batch_size, device),
+                "recognition": self.recognition.init_state(batch_size * self.channels, device)}
+
+    def _recognise(self, h: torch.Tensor | None, state: dict):
+        if h is None or h.shape[1] == 0:
+            n = (h.shape[0] if h is not None else 1) * self.channels
+            return torch.zeros(n, 0, self.output_dim, device=None if h is None else h.device), state
+        y, rec = self.recognition.stream_step(self.separate(h), state["recognition"])
+        return y, {**state, "recognition": rec}
+
+    def stream_step(self, feats: torch.Tensor, state: dict):
+        h, mix = self.mixture.stream_step(feats, state["mixture"])
+        return self._recognise(h, {**state, "mixture": mix})
+
+    def stream_flush(self, state: dict):
+        h, mix = self.mixture.stream_flush(state["mixture"])
+        state = {**state, "mixture": mix}
+        outs = []
+        if h is not None and h.shape[1]:
+            y, state = self._recognise(h, state)
+            outs.append(y)
+        tail, rec = self.recognition.stream_flush(state["recognition"])
+        state = {**state, "recognition": rec}
+        if tail is not None and tail.shape[1]:
+            outs.append(tail)
+        return (torch.cat(outs, 1) if outs else None), state
+
+
+def sts_tokenizer(turn_tokens: bool = True, vocab: str | None = None) -> CharTokenizer:
+    """The char tokenizer of an STS model: + ``<sot>``, ``<eot>`` with turn tokens."""
+    vocab = vocab or CharTokenizer().vocab
+    return CharTokenizer(vocab, TURN_TOKENS if turn_tokens else ())
+
+
+class STSASR(TransducerASR):
+    """A two-channel streaming recogniser + segmenter over raw audio (architecture ``sts``).
+
+    Args:
+        encoder: :class:`SeparatorEncoder` kwargs (``mixture``, ``recognition``, ``channels``).
+        predictor, joiner, featurizer: as in :class:`~zoo.asr.TransducerASR` (shared by the channels).
+        tokenizer: a CharTokenizer; with ``turn_tokens`` it must have the ``<sot>`` / ``<eot>`` specials.
+        turn_tokens: segment by ``<sot>`` / ``<eot>`` (STS) or by token gaps (the baseline).
+        turn_gap_s: baseline only: silence (no token) that ends a turn.
+
+    ``transcribe`` returns, per input, a list of :class:`Turn` (channel, start, end, text) in start order.
+    """
+
+    architecture = "sts"
+    task = "multitalker-asr"
+
+    def __init__(self, encoder: dict | None = None, predictor: dict | None = None, joiner: dict | None = None,
+                 featurizer: dict | None = None, tokenizer=None, turn_tokens: bool = True, turn_gap_s: float = 1.0):
+        nn.Module.__init__(self)  # TransducerASR's own __init__ builds a single-channel encoder
+        self.tokenizer = tokenizer or sts_tokenizer(turn_tokens)
+        self.turn_tokens, self.turn_gap_s = turn_tokens, float(turn_gap_s)
+        specials = getattr(self.tokenizer, "specials", [])
+        if turn_tokens and not set(TURN_TOKENS) <= set(specials):
+            raise ValueError(f"turn_tokens needs a char tokenizer with specials {list(TURN_TOKENS)}")
+        self.sot = self.tokenizer.token_id(SOT) if SOT in specials else None
+        self.eot = self.tokenizer.token_id(EOT) if EOT in specials else None
+        v = self.tokenizer.vocab_size
+        self.featurizer = FbankFeaturizer(**(featurizer or {}))
+        self.encoder = SeparatorEncoder(self.featurizer.dim, **(encoder or {}))
+        self.predictor = LSTMPredictor(v, **(predictor or {}))
+        self.joiner = Joiner(self.encoder.output_dim, self.predictor.output_dim, v, **(joiner or {}))
+
+    def config(self) -> dict:
+        return {"featurizer": self.featurizer.config(), "encoder": self.encoder.config(),
+                "predictor": self.predictor.config(), "joiner": self.joiner.config(),
+                "turn_tokens": self.turn_tokens, "turn_gap_s": self.turn_gap_s}
+
+    @property
+    def channels(self) -> int:
+        return self.encoder.channels
+
+    def frame_time(self, t: int) -> float:
+        """Seconds of audio needed to compute encoder frame ``t`` (its emission time)."""
+        f = self.featurizer
+        last = (t + 1) * self.encoder.subsampling - 1 + self.encoder.lookahead_frames
+        return (last * f.hop + f.win) / f.sample_rate
+
+    # --- tokens -> turns --------------------------------------------------------------------------
+    def channel_turns(self, channel: int, tokens: list[int], frames: list[int], end_time: float | None,
+                      now: float | None = None) -> list[Turn]:
+        """Turns of one channel's decoded tokens (with their frames). ``end_time``: the length of the audio
+        when it is complete (open turns close there); None for a partial result, where open turns stay open
+        (``now``: the audio time so far, which closes baseline turns whose gap has elapsed)."""
+        tok = self.tokenizer
+        turns: list[Turn] = []
+        if self.turn_tokens:
+            cur: list | None = None  # [start, token ids]
+            for i, f in zip(tokens, frames):
+                t = self.frame_time(f)
+                if i == self.sot or (cur is None and i != self.eot):
+                    if cur is not None:  # <sot> inside an open turn: the open one ends here
+                        turns.append(Turn(channel, cur[0], t, tok.decode(cur[1])))
+                    cur = [t, [] if i == self.sot else [i]]
+                elif i == self.eot:
+                    if cur is not None:
+                        turns.append(Turn(channel, cur[0], t, tok.decode(cur[1])))
+                    cur = None
+                else:
+                    cur[1].append(i)
+            if cur is not None:
+                turns.append(Turn(channel, cur[0], end_time, tok.decode(cur[1])))
+            return turns
+        groups: list[list] = []  # [first time, last time, token ids]
+        for i, f in zip(tokens, frames):
+            t = self.frame_time(f)
+            if groups and t - groups[-1][1] <= self.turn_gap_s:
+                groups[-1][1] = t
+                groups[-1][2].append(i)
+            else:
+                groups.append([t, t, [i]])
+        for g0, g1, ids in groups:
+            text = tok.decode(ids)
+            if text:
+                closed_at = g1 + self.turn_gap_s  # the moment the gap has elapsed: the end event
+                if end_time is not None:
+                    end = min(closed_at, end_time)
+                else:
+                    end = closed_at if now is not None and closed_at <= now else None
+                turns.append(Turn(channel, g0, end, text))
+        return turns
+
+    def session_turns(self, hyps: list[list[int]], frames: list[list[int]], end_time: float | None,
+                      now: float | None = None) -> list[Turn]:
+        """All channels' turns (C token lists) in start order. For partial results pass ``now`` (audio time so
+        far): baseline turns whose gap has not elapsed yet stay open."""
+        out = []
+        for c in range(len(hyps)):
+            out += self.channel_turns(c, hyps[c], frames[c], end_time, now)
+        return sorted(out, key=lambda t: (t.start, t.channel))
+
+    # --- batch inference ------------------------------------------------------------------------
+    def decode_turns(self, enc: torch.Tensor, lengths: torch.Tensor, num_samples: torch.Tensor) -> list[list[Turn]]:
+        """Greedy-decode (B * C, T, D) encodings; ``num_samples`` (B,) closes turns still open at the end."""
+        st = greedy_search(self, enc, lengths)
+        c, out = self.channels, []
+        for b in range(enc.shape[0] // c):
+            end = float(num_samples[b]) / self.sample_rate
+            out.append(self.session_turns(st.hyps[b * c:(b + 1) * c], st.frames[b * c:(b + 1) * c], end))
+        return out
+
+    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int) -> list:
+        if beam_size > 1:
+            raise ZooError("STS models decode greedily (turn times come from greedy emissions); drop --beam-size")
+        enc, elens = self.encode(wav, lens)
+        return self.decode_turns(enc, elens, lens)
+
+    def stream_transcribe(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> list[Turn]:
+        s = self.stream(chunk_ms=chunk_ms)
+        for i in range(0, wav.numel(), s.chunk):
+            s.accept_waveform(wav[i:i + s.chunk])
+        return s.finalize().turns
+
+    def stream(self, chunk_ms: float = 160.0) -> "STSStreamingSession":
+        return STSStreamingSession(self, chunk_ms)
+
+
+@dataclass
+class TurnEvent:
+    kind: str      # "start" or "end"
+    channel: int
+    time: float    # s of audio at which the event was emitted
+    text: str = ""  # the turn's text (end events)
+
+
+@dataclass
+class STSStreamResult:
+    new_text: list[str]                     # per channel: text added by this call
+    text: list[str]                         # per channel: everything recognised so far
+    events: list[TurnEvent] = field(default_factory=list)  # turn starts / ends emitted by this call
+    turns: list[Turn] = field(default_factory=list)        # all turns so far (end None: still open)
+
+
+class STSStreamingSession(StreamingSession):
+    """:class:`~zoo.asr.StreamingSession` over the C channels of an :class:`STSASR`: the same
+    ``accept_waveform`` / ``finalize`` / ``reset`` API; results carry per-channel text, the turn start / end
+    events of this call, and all turns so far. ``finalize().turns`` equals ``transcribe()``."""
+
+    def reset(self) -> None:
+        super().reset()
+        m = self.model
+        self._dec = init_greedy_state(m, m.channels, self._device)
+        self._texts = [""] * m.channels
+        self._n = 0
+        self._seen: set = set()
+        self._final = False
+
+    def _decode(self, enc: torch.Tensor | None) -> None:
+        if enc is not None and enc.shape[1]:
+            lens = torch.full((enc.shape[0],), enc.shape[1], device=enc.device)
+            greedy_search(self.model, enc, lens, self._dec, frame_offset=self._t)
+            self._t += enc.shape[1]
+
+    def accept_waveform(self, wav, sample_rate: int | None = None) -> STSStreamResult:
+        self._n += int(torch.as_tensor(wav).numel())
+        return super().accept_waveform(wav, sample_rate)
+
+    def finalize(self) -> STSStreamResult:
+        self._final = True
+        return super().finalize()
+
+    def _result(self) -> STSStreamResult:
+        m = self.model
+        # decoded so far: up to the last encoder frame (audio still buffered in a partial chunk is not)
+        now = m.frame_time(self._t - 1) if self._t else 0.0
+        turns = m.session_turns(self._dec.hyps, self._dec.frames, self._n / m.sample_rate if self._final else None,
+                                now=now)
+        texts = [m.tokenizer.decode(h) for h in self._dec.hyps]
+        new = [t[len(o):] if t.startswith(o) else t for t, o in zip(texts, self._texts)]
+        self._texts = texts
+        events = []
+        for t in turns:
+            if ("start", t.channel, t.start) not in self._seen:
+                self._seen.add(("start", t.channel, t.start))
+                events.append(TurnEvent("start", t.channel, t.start))
+            if t.end is not None and ("end", t.channel, t.start) not in self._seen:
+                self._seen.add(("end", t.channel, t.start))
+                events.append(TurnEvent("end", t.channel, t.end, t.text))
+        return STSStreamResult(new_text=new, text=texts, events=events, turns=turns)
