@@ -130,7 +130,7 @@ def test_print_config_with_configs(capsys):
     assert off["trainer"]["accelerator"] == "cpu" and off["trainer"]["logger"]["init_args"]["offline"] is True
 
 
-@pytest.mark.parametrize("recipe", sorted(str(p.relative_to(REPO)) for d in ("asr", "ci", "speaker")
+@pytest.mark.parametrize("recipe", sorted(str(p.relative_to(REPO)) for d in ("asr", "ci", "speaker", "multitalker")
                                     for p in (REPO / "configs" / d).glob("*.yaml")))
 def test_every_recipe_parses(capsys, recipe):
     src = yaml.safe_load((REPO / recipe).read_text())
