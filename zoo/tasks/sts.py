@@ -25,7 +25,6 @@ Per session (a batch item with ``turns`` from the DataModule's ``mix`` option):
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import lightning as L
@@ -36,8 +35,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from zoo.multitalker_metrics import cpwer, emission_latency, orcwer, turn_counting_accuracy
 from zoo.nets.sts import SOT, EOT, STSASR, sts_tokenizer
-from zoo.tasks.common import fit_featurizer_stats
-from zoo.tasks.transducer import SpecAugment
+from zoo.tasks.transducer import SpecAugment, TransducerTask
 from zoo.text import get_normalizer
 
 
@@ -95,12 +93,6 @@ class STSTask(L.LightningModule):
         self.normalize = get_normalizer(normalizer)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self._eval: dict[str, tuple[list, list]] = {}
-
-    def on_fit_start(self) -> None:
-        if self.stats_ready or bool((self.net.featurizer.mean != 0).any()):
-            return
-        fit_featurizer_stats(self, self.net.featurizer, self.hparams.stats_batches)
-        self.stats_ready = True
 
     # --- targets --------------------------------------------------------------------------------
     def frame_centres(self, num_frames: int) -> torch.Tensor:
@@ -228,14 +220,7 @@ class STSTask(L.LightningModule):
     def on_test_epoch_end(self):
         self._eval_epoch_end("test")
 
-    # --- optimisation / export ------------------------------------------------------------------
-    def configure_optimizers(self):
-        opt = self.optimizer_factory(self.parameters())
-        if self.scheduler_factory is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"}}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from zoo.hub import model_config
-
-        checkpoint["zoo_config"] = model_config(self.net, normalizer=self.hparams.normalizer)
+    # --- featurizer statistics, optimisation, export: exactly the transducer task's ---------------
+    on_fit_start = TransducerTask.on_fit_start
+    configure_optimizers = TransducerTask.configure_optimizers
+    on_save_checkpoint = TransducerTask.on_save_checkpoint
