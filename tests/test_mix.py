@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from zoo.cli import main
+from zoo.errors import ManifestError
 from zoo.data.mix import (OVERLAP_BINS, SessionMixer, cut_turns, make_sessions, read_mix_manifest,
                           write_an4_mix, write_mix_manifest)
 from zoo.multitalker_metrics import overlap_ratio
@@ -201,3 +202,16 @@ def test_zoo_mix_errors(tmp_path, capsys, monkeypatch, args, msg):
     assert len(err) == 1 and err[0].startswith("error: ") and msg in err[0], err
     assert (tmp_path / "mix.wav").read_bytes() == b"old"  # no half-written output
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_bad_mix_manifest_lines(tmp_path):
+    p = tmp_path / "m.jsonl"
+    p.write_text('{"id": "x", "turns": [{"audio_filepath": "a.wav"}]}\n')
+    with pytest.raises(ManifestError, match=r"m.jsonl:1: "):
+        read_mix_manifest(p)
+    p.write_text('{"id": "x", "turns": []}\n')
+    with pytest.raises(ManifestError, match=r"m.jsonl:1: .*at least one turn"):
+        read_mix_manifest(p)
+    p.write_text('{"id": "x", "turns": [], "note": "first line decides the format"}\n{not json\n')
+    with pytest.raises(ManifestError, match=r"m.jsonl:(1|2): "):
+        read_mix_manifest(p)

@@ -19,8 +19,8 @@ if TYPE_CHECKING:  # lhotse is imported where needed: read_manifest (used by the
 _RESERVED = {"audio_filepath", "duration", "text", "offset", "speaker", "gender", "id"}
 
 
-def read_manifest(path: str | Path) -> Iterator[dict]:
-    """Yield validated entries; a bad line raises ManifestError naming the file and line."""
+def json_lines(path: str | Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed JSON) of each non-blank line; a missing file or bad JSON raises ManifestError."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest not found: {path}")
@@ -29,19 +29,26 @@ def read_manifest(path: str | Path) -> Iterator[dict]:
             if not line.strip():
                 continue
             try:
-                e = json.loads(line)
+                obj = json.loads(line)
             except json.JSONDecodeError as err:
                 raise ManifestError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-            if not isinstance(e, dict) or "audio_filepath" not in e:
-                raise ManifestError(f"{path}:{n}: each line must be a JSON object with 'audio_filepath'")
-            if "duration" in e and not isinstance(e["duration"], (int, float)):
-                raise ManifestError(f"{path}:{n}: 'duration' must be a number of seconds")
-            if "offset" in e and (not isinstance(e["offset"], (int, float)) or e["offset"] < 0):
-                raise ManifestError(f"{path}:{n}: 'offset' must be a non-negative number of seconds")
-            a = Path(e["audio_filepath"])
-            e["audio_filepath"] = str(a if a.is_absolute() else (path.parent / a))
-            e["_line"] = n
-            yield e
+            yield n, obj
+
+
+def read_manifest(path: str | Path) -> Iterator[dict]:
+    """Yield validated entries; a bad line raises ManifestError naming the file and line."""
+    path = Path(path)
+    for n, e in json_lines(path):
+        if not isinstance(e, dict) or "audio_filepath" not in e:
+            raise ManifestError(f"{path}:{n}: each line must be a JSON object with 'audio_filepath'")
+        if "duration" in e and not isinstance(e["duration"], (int, float)):
+            raise ManifestError(f"{path}:{n}: 'duration' must be a number of seconds")
+        if "offset" in e and (not isinstance(e["offset"], (int, float)) or e["offset"] < 0):
+            raise ManifestError(f"{path}:{n}: 'offset' must be a non-negative number of seconds")
+        a = Path(e["audio_filepath"])
+        e["audio_filepath"] = str(a if a.is_absolute() else (path.parent / a))
+        e["_line"] = n
+        yield e
 
 
 def _entry_to_cut(e: dict, path: Path) -> MonoCut:

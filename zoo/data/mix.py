@@ -230,33 +230,31 @@ def is_mix_manifest(path: str | Path) -> bool:
 
 def read_mix_manifest(path: str | Path) -> CutSet:
     """Sessions of a :func:`write_mix_manifest` file as MixedCuts (the same audio, sample for sample)."""
+    from zoo.data.manifest import json_lines  # zoo.data.manifest imports this module
+
     path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"manifest not found: {path}")
     recs: dict[str, Recording] = {}
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                e = json.loads(line)
-                turns = []
-                for t in e["turns"]:
-                    p = Path(t["audio_filepath"])
-                    p = p if p.is_absolute() else path.parent / p
-                    if str(p) not in recs:
-                        if not p.is_file():
-                            raise ManifestError(f"{path}:{n}: audio file not found: {p}")
-                        recs[str(p)] = Recording.from_file(p)
-                    c = _turn_cut(recs[str(p)], float(t["offset"]), float(t["duration"]), t["speaker"],
-                                  t.get("text") or "", t.get("gender"))
-                    turns.append((c, float(t["start"])))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                raise ManifestError(f"{path}:{n}: not a mixture-session line ({type(err).__name__}: {err})") from None
-            m = build_session(e["id"], turns)
-            m.custom = {"overlap_bin": e.get("overlap_bin")}
-            out.append(m)
+    for n, e in json_lines(path):
+        try:
+            turns = []
+            for t in e["turns"]:
+                p = Path(t["audio_filepath"])
+                p = p if p.is_absolute() else path.parent / p
+                if str(p) not in recs:
+                    if not p.is_file():
+                        raise ManifestError(f"{path}:{n}: audio file not found: {p}")
+                    recs[str(p)] = Recording.from_file(p)
+                c = _turn_cut(recs[str(p)], float(t["offset"]), float(t["duration"]), t["speaker"],
+                              t.get("text") or "", t.get("gender"))
+                turns.append((c, float(t["start"])))
+            if not turns:
+                raise ValueError("a session needs at least one turn")
+            m = build_session(str(e["id"]), turns)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ManifestError(f"{path}:{n}: not a mixture-session line ({type(err).__name__}: {err})") from None
+        m.custom = {"overlap_bin": e.get("overlap_bin")}
+        out.append(m)
     return CutSet.from_cuts(out)
 
 
