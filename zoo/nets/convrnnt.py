@@ -133,6 +133,11 @@ class ConvRNNTEncoder(StreamingEncoder):
     def config(self) -> dict:
         return dict(self._cfg)
 
+    def delayed_parameters(self) -> list:
+        """The CNN branches and their fusion (everything the LSTM baseline does not have)."""
+        mods = [self.local, self.local_out, self.global_in, self.blocks, self.global_norm, self.fuse]
+        return [p for m in mods for p in m.parameters()]
+
     def init_state(self, batch_size: int, device=None) -> dict:
         z = lambda *s: torch.zeros(*s, device=device)  # noqa: E731
         st, f = {}, self.input_dim

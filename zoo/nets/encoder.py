@@ -40,6 +40,11 @@ class StreamingEncoder(nn.Module):
     def stream_step(self, feats: torch.Tensor, state: dict):
         raise NotImplementedError
 
+    def delayed_parameters(self) -> list:
+        """Parameters a training task may keep frozen for its first steps (``TransducerTask.delayed_start``),
+        e.g. branches added on top of a baseline encoder. Default: none."""
+        return []
+
     def stream_flush(self, state: dict):
         """End of stream: outputs still held back (e.g. a partial attention segment) -> (B, T'', D), state.
         Causal frame-synchronous encoders hold nothing back and return (None, state)."""

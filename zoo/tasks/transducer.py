@@ -52,6 +52,8 @@ class TransducerTask(L.LightningModule):
         compute_weight: lambda of the compute-cost loss ``lambda * expected compute fraction`` for encoders
             with gates (``expected_compute``, e.g. cca_transformer); 0 disables it.
         gate_tau: (start, end) Gumbel-sigmoid temperature, annealed geometrically over ``trainer.max_steps``.
+        delayed_start: optimizer steps during which the encoder's ``delayed_parameters()`` stay frozen (ConvRNN-T:
+            the CNN branches and fusion, so the LSTMs first learn the acoustics as in the LSTM baseline).
         optimizer, scheduler: from the CLI config; the scheduler is stepped every optimizer step.
     """
 
@@ -60,7 +62,7 @@ class TransducerTask(L.LightningModule):
                  ctc_weight: float = 0.3, spec_augment: dict | None = None, normalizer: str = "upper",
                  val_beam_size: int = 1, test_beam_size: int = 4, stats_batches: int = 100,
                  compute_weight: float = 0.0, gate_tau: tuple[float, float] = (1.0, 0.1),
-                 optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
+                 delayed_start: int = 0, optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         if init_from:
@@ -121,6 +123,9 @@ class TransducerTask(L.LightningModule):
         return loss, logs, enc, elens
 
     def training_step(self, batch, batch_idx):
+        if self.hparams.delayed_start > 0:  # frozen params get no grad, so AdamW skips them (no decay either)
+            for p in self.net.encoder.delayed_parameters():
+                p.requires_grad_(self.global_step >= self.hparams.delayed_start)
         if hasattr(self.net.encoder, "tau"):
             t0, t1 = self.hparams.gate_tau
             total = max(1, self.trainer.max_steps if self.trainer.max_steps > 0 else 10_000)
