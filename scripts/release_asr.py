@@ -3,21 +3,32 @@ model.safetensors, the training config and a model card whose numbers come from 
 
     python scripts/release_asr.py --ckpt exp/lstm_rnnt_an4/checkpoints/last.ckpt --name lstm-rnnt-an4 \
         --config configs/asr/lstm_rnnt_an4.yaml --train-minutes 52
+
+Multi-talker (STS) checkpoints are detected from their architecture and evaluated on the fixed AN4
+two-speaker mixture test set (cpWER / ORC-WER / turn counting / turn latency, by overlap bin):
+
+    python scripts/release_asr.py --ckpt exp/sts_an4/checkpoints/last.ckpt --name sts-an4 \
+        --config configs/multitalker/sts_an4.yaml
+
+The design notes default to model_cards/<name>.design.md when that file exists.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 
 from zoo.cards import render_card
+from zoo.errors import ZooError
 from zoo.evaluate import evaluate_asr, format_report, load_eval_set
 from zoo.export import export_checkpoint
 from zoo.hub import load_folder
 from zoo.io import atomic_write_text
+from zoo.multitalker_eval import is_multitalker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,7 +37,7 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--name", required=True)
@@ -39,19 +50,65 @@ def main() -> None:
     ap.add_argument("--results-extra", default=None,
                     help="Markdown file appended to the results section (e.g. reports/cca_pareto/cca_pareto.md); "
                          "the PNG files beside it are copied into the model folder so its image links work")
-    args = ap.parse_args()
+    ap.add_argument("--out", default=None, help="model folder to write (default checkpoints/<name>)")
+    ap.add_argument("--data-dir", default=None, help="corpus location (default $ZOO_DATA or ../shared/data)")
+    ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    ap.add_argument("--sessions", type=int, default=None,
+                    help="multi-talker only: sessions of the test set (default: the fixed 200; smoke tests)")
+    args = ap.parse_args(argv)
+    try:
+        release(args)
+    except ZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
+
+def release(args) -> Path:
     torch.manual_seed(0)
-    out = REPO / "checkpoints" / args.name
+    out = Path(args.out) if args.out else REPO / "checkpoints" / args.name
+    cfg_rel = Path(args.config)
+    train_cfg = cfg_rel if cfg_rel.is_absolute() else REPO / cfg_rel
+    if not train_cfg.is_file():
+        raise ZooError(f"training config not found: {args.config}")
     export_checkpoint(args.ckpt, out, name=args.name)
     model = load_folder(out)
-    res = evaluate_asr(model, load_eval_set("an4", "test"), beam_size=args.beam_size)
-    report = format_report(args.name, "an4 test", res)
-    print(report)
-
-    g, b = res["greedy"], res[f"beam{args.beam_size}"]
     cfg = json.loads((out / "config.json").read_text())
-    cfg["results"] = {
+    if is_multitalker(model):
+        report, cfg["results"], results_md, recipe_md, eval_file = multitalker_results(args, model, train_cfg)
+    else:
+        if args.sessions is not None:
+            raise ZooError("--sessions is for multi-talker models")
+        report, cfg["results"], results_md, recipe_md, eval_file = asr_results(args, model)
+    print(report)
+    if args.results_extra:
+        extra = Path(args.results_extra)
+        results_md += "\n" + extra.read_text()
+        for png in extra.parent.glob("*.png"):
+            shutil.copyfile(png, out / png.name)
+    shutil.copyfile(train_cfg, out / "train_config.yaml")
+    t = f" in {args.train_minutes:.0f} minutes" if args.train_minutes else ""
+    training_md = recipe_md.format(t=t, cfg=cfg_rel.as_posix(), name=args.name) + f"\n{args.train_note}\n"
+    design = Path(args.design) if args.design else REPO / "model_cards" / f"{args.name}.design.md"
+    if args.design and not design.is_file():
+        raise ZooError(f"design notes not found: {args.design}")
+    design_md = design.read_text() if design.is_file() else ""
+    card = render_card(args.name, cfg, summary=args.summary or "", results_md=results_md,
+                       training_md=training_md, design_md=design_md)
+    atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
+    atomic_write_text(out / "README.md", card)
+    atomic_write_text(out / eval_file, report + "\n")
+    print(f"released {out}")
+    return out
+
+
+def asr_results(args, model):
+    """(report, config.json results, card results Markdown, training recipe Markdown, report file name)."""
+    res = evaluate_asr(model, load_eval_set("an4", "test", data_dir=args.data_dir), beam_size=args.beam_size,
+                       n_boot=args.n_boot)
+    report = format_report(args.name, "an4 test", res)
+    g, b = res["greedy"], res[f"beam{args.beam_size}"]
+    results = {
         "dataset_name": "CMU AN4", "dataset_type": "an4", "split": "test",
         "headline": f"WER {pct(g['wer'])}% (AN4 test, greedy)",
         "metrics": [{"type": "wer", "name": "WER (greedy)", "value": round(100 * g["wer"], 2)},
@@ -78,40 +135,125 @@ def main() -> None:
 | streamed text identical to batch greedy text | {100 * s['equals_batch_greedy']:.0f}% of utterances |
 | parameters | {res['num_parameters']:,} |
 
-Reproduce: `zoo evaluate --model {args.name} --split test --beam-size {args.beam_size}` (CIs: 1000 bootstrap
+Reproduce: `zoo evaluate --model {args.name} --split test --beam-size {args.beam_size}` (CIs: {args.n_boot} bootstrap
 resamples of utterances, or of speakers). RTF depends on the CPU; it was measured on the 2-core machine
 that trained the model.
 """
-    if args.results_extra:
-        extra = Path(args.results_extra)
-        results_md += "\n" + extra.read_text()
-        for png in extra.parent.glob("*.png"):
-            shutil.copyfile(png, out / png.name)
-    cfg_rel = Path(args.config)
-    shutil.copyfile(REPO / cfg_rel, out / "train_config.yaml")
-    t = f" in {args.train_minutes:.0f} minutes" if args.train_minutes else ""
-    training_md = f"""Trained from scratch on AN4 train minus a speaker-disjoint dev slice (8 speakers) on a 2-core CPU{t}:
+    recipe_md = """Trained from scratch on AN4 train minus a speaker-disjoint dev slice (8 speakers) on a 2-core CPU{t}:
 
 ```bash
-zoo fit --config {cfg_rel.as_posix()}
-python scripts/release_asr.py --ckpt <best or last ckpt> --name {args.name} --config {cfg_rel.as_posix()}
+zoo fit --config {cfg}
+python scripts/release_asr.py --ckpt <best or last ckpt> --name {name} --config {cfg}
 ```
 
 The exact config is `train_config.yaml` beside the weights. Recipe: 80-dim log-mel, frames stacked 4x
 (40 ms), SpecAugment (2 freq masks of width <= 15, 2 time masks of <= 5%), speed perturbation 0.9/1.1,
 CTC auxiliary loss (weight 0.3) on the encoder, AdamW (lr 2e-3, weight decay 0.01) with linear warm-up
 and cosine decay, gradient clipping 5.
-
-{args.train_note}
 """
-    design_md = Path(args.design).read_text() if args.design else ""
-    card = render_card(args.name, cfg, summary=args.summary or "", results_md=results_md,
-                       training_md=training_md, design_md=design_md)
-    atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
-    atomic_write_text(out / "README.md", card)
-    atomic_write_text(out / "eval_an4_test.txt", report + "\n")
-    print(f"released {out}")
+    return report, results, results_md, recipe_md, "eval_an4_test.txt"
+
+
+def _ms(d: dict) -> str:
+    return f"{d['mean']:.0f} / {d['median']:.0f} / {d['p90']:.0f}" if d["n"] else "-"
+
+
+def multitalker_results(args, model, train_cfg: Path):
+    """As :func:`asr_results`, for a multi-talker (STS) model on the fixed AN4 two-speaker mixture test set."""
+    import yaml
+
+    from zoo.multitalker_eval import (eval_set_name, evaluate_multitalker, format_multitalker_report, headline,
+                                      load_mix_sessions)
+
+    items = load_mix_sessions(split="test", sessions=args.sessions, data_dir=args.data_dir)
+    res = evaluate_multitalker(model, items, n_boot=args.n_boot)
+    eval_set = eval_set_name(split="test")
+    report = format_multitalker_report(args.name, eval_set, res)
+    a, s = res["all"], res["stream"]
+    summary = lambda r: {"sessions": r["sessions"], "cpwer": r["cpwer"]["wer"], "orcwer": r["orcwer"]["wer"],  # noqa: E731
+                         "turn_counting_accuracy": r["turn_counting_accuracy"], "latency_ms": r["latency_ms"],
+                         "ci": r["ci"]}
+    results = {
+        "dataset_name": "CMU AN4 two-speaker mixtures (zoo data an4-mix)", "dataset_type": "an4",
+        "split": "test", "eval_set": eval_set, "sessions": res["sessions"], "n_boot": args.n_boot,
+        "headline": headline(res),
+        "metrics": [{"type": "wer", "name": "cpWER", "value": round(100 * a["cpwer"]["wer"], 2)},
+                    {"type": "wer", "name": "ORC-WER", "value": round(100 * a["orcwer"]["wer"], 2)},
+                    {"type": "accuracy", "name": "turn-counting accuracy",
+                     "value": round(100 * a["turn_counting_accuracy"], 2)}],
+        "all": summary(a), "by_overlap": {k: summary(v) for k, v in res["by_overlap"].items()},
+        "stream_rtf_1thread": s["rtf"], "stream_equals_batch": s["equals_batch"],
+        "algorithmic_latency_ms": res["streaming"]["algorithmic_latency_ms"],
+    }
+
+    def ci(r, k, digits=2):
+        c = r["ci"][k]
+        return f"{100 * c['low']:.{digits}f}–{100 * c['high']:.{digits}f}"
+
+    rows = "\n".join(
+        f"| {name} | {r['sessions']} | {pct(r['cpwer']['wer'])} ({ci(r, 'cpwer')}) | "
+        f"{pct(r['orcwer']['wer'])} ({ci(r, 'orcwer')}) | "
+        f"{100 * r['turn_counting_accuracy']:.1f} ({ci(r, 'turn_counting_accuracy', 1)}) | "
+        f"{_ms(r['latency_ms']['start'])} | {_ms(r['latency_ms']['end'])} |"
+        for name, r in [("all", a)] + [(f"overlap {k}", v) for k, v in res["by_overlap"].items()])
+    used = "" if args.sessions is None else f" (this release used `--sessions {args.sessions}`: a smaller set)"
+    results_md = f"""The fixed AN4 two-speaker mixture **test** set ({eval_set}): {res['sessions']} sessions of 2-4 alternating
+turns by two different AN4 **test** speakers (unseen in training), each session drawing one overlap bin
+uniformly (none: a 0.1-1.0 s gap; light 5-20%, medium 20-35%, heavy 35-50% of the shorter turn per
+transition). `zoo data an4-mix --out manifests/an4mix` writes exactly these sessions{used}; without a manifest
+`zoo evaluate` regenerates them, sample for sample. Text normaliser `{res['normalizer']}`; greedy decoding.
+Rows below "all" split the sessions by their reference overlap ratio (overlapped time / speech time).
+
+| sessions | n | cpWER % (95% CI) | ORC-WER % (95% CI) | turn-counting accuracy % (95% CI) | start-of-turn latency ms, mean / median / P90 | end-of-turn latency ms, mean / median / P90 |
+|---|---|---|---|---|---|---|
+{rows}
+
+cpWER: each reference speaker's turns concatenated vs each output channel's, best speaker-channel
+permutation (meeteval). ORC-WER: each reference turn may go to any channel (ignores speaker identity, so
+<= cpWER). Turn-counting accuracy: sessions with exactly as many output turns as reference turns.
+Latency: for hypothesis turns matched one-to-one to reference turns by time overlap, emission time of the
+turn's start (end) minus the reference start (end); negative = early. CIs: {args.n_boot} bootstrap resamples
+of sessions (none for latency).
+
+| streaming | value |
+|---|---|
+| real-time factor, 1 CPU thread, {s['chunk_ms']:.0f} ms chunks | {s['rtf']:.4f} |
+| algorithmic latency (chunk + analysis window look-ahead) | {res['streaming']['algorithmic_latency_ms']:.0f} ms |
+| streamed turns identical to batch turns | {100 * s['equals_batch']:.0f}% of sessions |
+| parameters | {res['num_parameters']:,} |
+
+Reproduce every number above: `zoo evaluate --model {args.name} --json {args.name}.json` (or
+`--manifest manifests/an4mix/test.jsonl`; CIs: `--n-boot {args.n_boot}`). Against the no-turn-token baseline:
+`python benchmarks/multitalker.py`. RTF depends on the CPU; it was measured on the 2-core machine that
+trained the model.
+"""
+    tc = yaml.safe_load(train_cfg.read_text()) or {}
+    m = (tc.get("model") or {}).get("init_args") or {}
+    mix = (tc.get("data") or {}).get("mix") or {}
+    steps = (tc.get("trainer") or {}).get("max_steps")
+    val = ((tc.get("data") or {}).get("mix_val_sessions") or 100)
+    turns = ("`<sot>` / `<eot>` around every turn of a channel" if m.get("turn_tokens", True) else
+             f"the turns' words only (no turn tokens; a turn ends after {m.get('turn_gap_s', 1.0)} s without tokens)")
+    w = mix.get("overlap_weights")
+    weights = ", ".join(f"{k} {v}" for k, v in w.items()) if isinstance(w, dict) else "uniform"
+    recipe_md = f"""Trained from scratch{{t}} on a 2-core CPU{f", {steps} steps" if steps else ""}, on two-speaker sessions mixed on the
+fly from AN4 train minus a speaker-disjoint dev slice: every training utterance becomes the first turn of a
+session of {mix.get("min_turns", 2)}-{mix.get("max_turns", 4)} alternating turns with another training speaker (overlap-bin weights
+{weights}; gaps {mix.get("gap", [0.1, 1.0])} s). Validation: {val} fixed sessions of the dev speakers.
+
+```bash
+zoo fit --config {{cfg}}
+python scripts/release_asr.py --ckpt <best or last ckpt> --name {{name}} --config {{cfg}}
+```
+
+The exact config is `train_config.yaml` beside the weights. Targets per output channel: turns assigned to
+the two channels by overlap (a turn takes the free channel), {turns}. Loss: RNN-T per channel + FastEmit
+(lambda {m.get("fastemit_lambda")}) + speech-activity BCE (weight {m.get("activity_weight")}) + `<eot>` latency penalty
+({m.get("eot_penalty")} per s later than the reference end + {m.get("eot_tolerance")} s; 0 = off); SpecAugment, AdamW with
+warm-up and cosine decay, gradient clipping 5.
+"""
+    return report, results, results_md, recipe_md, "eval_an4mix_test.txt"
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,7 +15,7 @@ TASK_METADATA = {
     "speaker": {"task_type": "speaker-verification", "pipeline_tag": None, "metrics": ["eer", "mindcf"],
                 "tags": ["speech", "speaker-verification", "speaker-embedding", "ecapa-tdnn", "fairness", "lightning"]},
     "multitalker-asr": {"task_type": "automatic-speech-recognition", "pipeline_tag": "automatic-speech-recognition",
-                        "metrics": ["wer"], "tags": ["speech", "asr", "rnnt", "streaming", "multi-talker",
+                        "metrics": ["wer", "accuracy"], "tags": ["speech", "asr", "rnnt", "streaming", "multi-talker",
                                                     "segmentation", "lightning"]},
 }
 

@@ -41,15 +41,22 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--revision", default=None, help="branch to commit to")
     u.add_argument("--private", action="store_true")
 
-    v = sub.add_parser("evaluate", help="WER/CER (greedy + beam, bootstrap CIs), streaming RTF and latency")
+    v = sub.add_parser("evaluate", help="WER/CER (greedy + beam, bootstrap CIs), streaming RTF and latency; "
+                       "multi-talker models: cpWER/ORC-WER, turn counting, turn latency on two-speaker sessions")
     v.add_argument("--model", default="lstm-rnnt-an4")
     v.add_argument("--revision", default=None)
     v.add_argument("--corpus", default="an4", choices=["an4"])
     v.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    v.add_argument("--manifest", default=None, help="evaluate on a NeMo JSONL manifest instead")
+    v.add_argument("--manifest", default=None, help="evaluate on a NeMo JSONL manifest instead (multi-talker "
+                   "models: a `zoo data an4-mix` session manifest; default: the fixed AN4 mixture set of --split)")
     v.add_argument("--data-dir", default=None)
-    v.add_argument("--beam-size", type=int, default=4)
+    v.add_argument("--beam-size", type=int, default=None, help="beam of the second decoding (default 4; "
+                   "multi-talker models decode greedily only)")
     v.add_argument("--chunk-ms", type=float, default=160.0)
+    v.add_argument("--sessions", type=int, default=None, help="multi-talker: sessions of the generated set "
+                   "(default: the fixed 200)")
+    v.add_argument("--seed", type=int, default=None, help="multi-talker: seed of the generated set (default: fixed)")
+    v.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     v.add_argument("--json", default=None, help="also write the full results (with hypotheses) here")
 
     d = sub.add_parser("data", help="write NeMo JSONL manifests of a corpus recipe (an4-sv: + trials files)")
@@ -212,17 +219,43 @@ def cmd_evaluate(args) -> int:
 
     from zoo.evaluate import evaluate_asr, format_report, load_eval_set
     from zoo.hub import from_pretrained
+    from zoo.multitalker_eval import is_multitalker
 
-    items = load_eval_set(args.corpus, args.split, args.manifest, args.data_dir)
+    if args.n_boot < 1:
+        raise ZooError(f"--n-boot must be at least 1 (got {args.n_boot})")
     model = from_pretrained(args.model, revision=args.revision)
-    res = evaluate_asr(model, items, beam_size=args.beam_size, chunk_ms=args.chunk_ms,
-                       progress=sys.stderr.isatty())
-    print(format_report(args.model, args.manifest or f"{args.corpus} {args.split}", res))
+    if is_multitalker(model):
+        res = _evaluate_multitalker(args, model)
+    else:
+        from zoo.data.mix import is_mix_manifest
+
+        if args.sessions is not None or args.seed is not None:
+            raise ZooError("--sessions / --seed are for multi-talker models (two-speaker sessions)")
+        if args.manifest and Path(args.manifest).is_file() and is_mix_manifest(args.manifest):
+            raise ZooError(f"{args.manifest} holds two-speaker sessions; evaluate a multi-talker model on it")
+        items = load_eval_set(args.corpus, args.split, args.manifest, args.data_dir)
+        res = evaluate_asr(model, items, beam_size=args.beam_size or 4, chunk_ms=args.chunk_ms,
+                           n_boot=args.n_boot, progress=sys.stderr.isatty())
+        print(format_report(args.model, args.manifest or f"{args.corpus} {args.split}", res))
     if args.json:
         from zoo.io import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(res, indent=2))
     return 0
+
+
+def _evaluate_multitalker(args, model) -> dict:
+    from zoo.multitalker_eval import eval_set_name, evaluate_multitalker, format_multitalker_report, load_mix_sessions
+
+    if args.beam_size is not None and args.beam_size > 1:
+        raise ZooError(f"{args.model} is a multi-talker model: it decodes greedily (turn times come from greedy "
+                       "emissions); drop --beam-size")
+    items = load_mix_sessions(args.manifest, args.split, args.sessions, args.seed, args.data_dir)
+    res = evaluate_multitalker(model, items, chunk_ms=args.chunk_ms, n_boot=args.n_boot,
+                               progress=sys.stderr.isatty())
+    res["eval_set"] = eval_set_name(args.manifest, args.split, args.seed)
+    print(format_multitalker_report(args.model, res["eval_set"], res))
+    return res
 
 
 def _speaker_model(args):

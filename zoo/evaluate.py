@@ -25,14 +25,19 @@ def load_eval_set(corpus: str | None = "an4", split: str = "test", manifest: str
              "speaker": c.supervisions[0].speaker, "duration": c.duration} for c in cuts]
 
 
-def streaming_rtf(model, wavs: list[torch.Tensor], chunk_ms: float = 160.0, threads: int = 1) -> dict:
+def streaming_rtf(model, wavs: list[torch.Tensor], chunk_ms: float = 160.0, threads: int = 1,
+                  progress: bool = False) -> dict:
     """Stream every waveform chunk by chunk at ``threads`` threads; RTF = compute time / audio time."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         total_audio = sum(w.numel() for w in wavs) / model.sample_rate
+        it = wavs
+        if progress:
+            from rich.progress import track
+            it = track(wavs, description="streaming", transient=True)
         t0 = time.perf_counter()
-        texts = [model.stream_transcribe(w, chunk_ms) for w in wavs]
+        texts = [model.stream_transcribe(w, chunk_ms) for w in it]
         dt = time.perf_counter() - t0
     finally:
         torch.set_num_threads(old)

@@ -72,33 +72,39 @@ def _ensure_stream(streams: dict) -> dict:
 
 
 def cpwer(refs: Sequence[Sequence[Turn]], hyps: Sequence[Sequence[Turn]]) -> dict:
-    """Corpus cpWER: ``{"wer", "errors", "words", "sessions"}`` (+ missed/false-alarm speakers)."""
+    """Corpus cpWER: ``{"wer", "errors", "words", "sessions"}`` (+ missed/false-alarm speakers, and
+    ``per_session``: [errors, words] of each session, in order)."""
     from meeteval.wer import cp_word_error_rate
 
     _check(refs, hyps)
     errors = words = missed = falarm = 0
+    per = []
     for r, h in zip(refs, hyps):
         e = cp_word_error_rate(_ensure_stream(_streams(r)), _ensure_stream(_streams(h)), **_UNSORTED)
         errors += e.errors
         words += e.length
         missed += e.missed_speaker
         falarm += e.falarm_speaker
+        per.append([e.errors, e.length])
     return {"wer": errors / max(words, 1), "errors": errors, "words": words, "sessions": len(refs),
-            "missed_speakers": missed, "falarm_speakers": falarm}
+            "missed_speakers": missed, "falarm_speakers": falarm, "per_session": per}
 
 
 def orcwer(refs: Sequence[Sequence[Turn]], hyps: Sequence[Sequence[Turn]]) -> dict:
-    """Corpus ORC-WER: ``{"wer", "errors", "words", "sessions"}``."""
+    """Corpus ORC-WER: ``{"wer", "errors", "words", "sessions", "per_session"}`` (as :func:`cpwer`)."""
     from meeteval.wer import orc_word_error_rate
 
     _check(refs, hyps)
     errors = words = 0
+    per = []
     for r, h in zip(refs, hyps):
         utts = [t[3] for t in sorted((_fields(t) for t in r), key=lambda x: (x[1], x[2]))] or [""]
         e = orc_word_error_rate(utts, _ensure_stream(_streams(h)), **_UNSORTED)
         errors += e.errors
         words += e.length
-    return {"wer": errors / max(words, 1), "errors": errors, "words": words, "sessions": len(refs)}
+        per.append([e.errors, e.length])
+    return {"wer": errors / max(words, 1), "errors": errors, "words": words, "sessions": len(refs),
+            "per_session": per}
 
 
 def turn_counting_accuracy(refs: Sequence[Sequence[Turn]], hyps: Sequence[Sequence[Turn]]) -> float:
@@ -147,10 +153,24 @@ def emission_latency(refs: Sequence[Sequence[Turn]], hyps: Sequence[Sequence[Tur
     return {"start": _summary(starts), "end": _summary(ends)}
 
 
-def _scores(refs, hyps) -> dict:
-    return {"sessions": len(refs), "cpwer": cpwer(refs, hyps), "orcwer": orcwer(refs, hyps),
-            "turn_counting_accuracy": turn_counting_accuracy(refs, hyps),
-            "latency_ms": emission_latency(refs, hyps)}
+def _scores(refs, hyps, n_boot: int = 0, seed: int = 0) -> dict:
+    """Every metric over these sessions; with ``n_boot`` also ``ci``: 95% percentile-bootstrap CIs of cpWER,
+    ORC-WER and turn-counting accuracy, resampling sessions (``zoo.metrics.bootstrap_ratio``)."""
+    cp, orc = cpwer(refs, hyps), orcwer(refs, hyps)
+    out = {"sessions": len(refs), "cpwer": cp, "orcwer": orc,
+           "turn_counting_accuracy": turn_counting_accuracy(refs, hyps),
+           "latency_ms": emission_latency(refs, hyps)}
+    per = {"cpwer": cp.pop("per_session"), "orcwer": orc.pop("per_session")}
+    if n_boot > 0 and refs:
+        from zoo.metrics import bootstrap_ratio
+
+        correct = [float(len(r) == len(h)) for r, h in zip(refs, hyps)]
+        out["ci"] = {k: bootstrap_ratio([e for e, _ in v], [w for _, w in v], n=n_boot, seed=seed)
+                     for k, v in per.items()}
+        out["ci"]["turn_counting_accuracy"] = bootstrap_ratio(correct, [1.0] * len(correct), n=n_boot, seed=seed)
+        for v in out["ci"].values():
+            v["unit"] = "session"
+    return out
 
 
 def overlap_bin(ratio: float, bins=OVERLAP_BINS) -> str:
@@ -160,29 +180,42 @@ def overlap_bin(ratio: float, bins=OVERLAP_BINS) -> str:
     raise ValueError(f"overlap ratio {ratio} is outside every bin")
 
 
-def evaluate_sessions(refs: Sequence[Sequence[Turn]], hyps: Sequence[Sequence[Turn]], bins=OVERLAP_BINS) -> dict:
+def evaluate_sessions(refs: Sequence[Sequence[Turn]], hyps: Sequence[Sequence[Turn]], bins=OVERLAP_BINS,
+                      n_boot: int = 0, seed: int = 0) -> dict:
     """Every metric over all sessions (``"all"``) and per overlap-ratio bin of the reference (``"by_overlap"``;
-    empty bins are left out)."""
+    empty bins are left out). ``n_boot`` > 0: each subset also gets ``ci`` (bootstrap over its sessions)."""
     _check(refs, hyps)
-    out = {"all": _scores(refs, hyps), "by_overlap": {}}
+    out = {"all": _scores(refs, hyps, n_boot, seed), "by_overlap": {}}
     names = [overlap_bin(overlap_ratio(r), bins) for r in refs]
     for name, _, _ in bins:
         idx = [i for i, n in enumerate(names) if n == name]
         if idx:
-            out["by_overlap"][name] = _scores([refs[i] for i in idx], [hyps[i] for i in idx])
+            out["by_overlap"][name] = _scores([refs[i] for i in idx], [hyps[i] for i in idx], n_boot, seed)
     return out
 
 
 def format_sessions_report(title: str, res: dict) -> str:
-    """A plain-text table of :func:`evaluate_sessions` results."""
-    lines = [title, f"{'subset':>8} {'n':>5} {'cpWER%':>7} {'ORC%':>7} {'turns%':>7} "
+    """A plain-text table of :func:`evaluate_sessions` results (with 95% CIs where it has them)."""
+    cis = "ci" in res["all"]
+    w = 21 if cis else 7
+    lines = [title, f"{'subset':>8} {'n':>5} {'cpWER% (95% CI)' if cis else 'cpWER%':>{w}} "
+                    f"{'ORC% (95% CI)' if cis else 'ORC%':>{w}} {'turns% (95% CI)' if cis else 'turns%':>{w}} "
                     f"{'sot mean/med/p90 ms':>22} {'eot mean/med/p90 ms':>22}"]
     rows = [("all", res["all"])] + list(res["by_overlap"].items())
     for name, r in rows:
         lat = r["latency_ms"]
         f = lambda d: f"{d['mean']:.0f}/{d['median']:.0f}/{d['p90']:.0f}"  # noqa: E731
-        lines.append(f"{name:>8} {r['sessions']:>5} {100 * r['cpwer']['wer']:>7.2f} {100 * r['orcwer']['wer']:>7.2f} "
-                     f"{100 * r['turn_counting_accuracy']:>7.1f} {f(lat['start']):>22} {f(lat['end']):>22}")
+
+        def cell(key, value, digits):
+            s = f"{100 * value:.{digits}f}"
+            if cis:
+                c = r["ci"][key]
+                s += f" ({100 * c['low']:.{digits}f}-{100 * c['high']:.{digits}f})"
+            return f"{s:>{w}}"
+        lines.append(f"{name:>8} {r['sessions']:>5} {cell('cpwer', r['cpwer']['wer'], 2)} "
+                     f"{cell('orcwer', r['orcwer']['wer'], 2)} "
+                     f"{cell('turn_counting_accuracy', r['turn_counting_accuracy'], 1)} "
+                     f"{f(lat['start']):>22} {f(lat['end']):>22}")
     return "\n".join(lines)
 
 
