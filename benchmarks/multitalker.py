@@ -124,6 +124,8 @@ def run(args) -> int:
     names = args.models or default_models()
     if not names:
         raise ZooError("no released multi-talker models yet; give --models NAME_OR_FOLDER ...")
+    if args.baseline and args.baseline not in names + [label(n) for n in names]:
+        raise ZooError(f"--baseline {args.baseline} is not one of the models ({', '.join(names)})")
     models = []
     for n in names:
         m = from_pretrained(n)

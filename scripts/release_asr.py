@@ -182,6 +182,7 @@ def multitalker_results(args, model, train_cfg: Path):
                     {"type": "accuracy", "name": "turn-counting accuracy",
                      "value": round(100 * a["turn_counting_accuracy"], 2)}],
         "all": summary(a), "by_overlap": {k: summary(v) for k, v in res["by_overlap"].items()},
+        "target_floor": res["target_floor"],
         "stream_rtf_1thread": s["rtf"], "stream_equals_batch": s["equals_batch"],
         "algorithmic_latency_ms": res["streaming"]["algorithmic_latency_ms"],
     }
@@ -210,7 +211,11 @@ Rows below "all" split the sessions by their reference overlap ratio (overlapped
 
 cpWER: each reference speaker's turns concatenated vs each output channel's, best speaker-channel
 permutation (meeteval). ORC-WER: each reference turn may go to any channel (ignores speaker identity, so
-<= cpWER). Turn-counting accuracy: sessions with exactly as many output turns as reference turns.
+<= cpWER). Channels are not speakers: turns go to the channel that is free (non-overlapped speech of both
+speakers shares channel 0), so even a perfect transcript laid out like the training targets scores cpWER
+{pct(res['target_floor']['cpwer'])}% on these sessions (ORC-WER {pct(res['target_floor']['orcwer'])}%); ORC-WER is the recognition error,
+cpWER adds the speaker-attribution error. Turn-counting accuracy: sessions with exactly as many output turns
+as reference turns.
 Latency: for hypothesis turns matched one-to-one to reference turns by time overlap, emission time of the
 turn's start (end) minus the reference start (end); negative = early. CIs: {args.n_boot} bootstrap resamples
 of sessions (none for latency).

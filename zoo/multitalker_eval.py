@@ -100,6 +100,7 @@ def evaluate_multitalker(model, items: list[dict], chunk_ms: float = 160.0, n_bo
     hyps = [_turns(h, norm) for h in batch]
     out: dict = {"sessions": len(items), "normalizer": normalizer}
     out.update(evaluate_sessions(refs, hyps, n_boot=n_boot))
+    out["target_floor"] = target_floor(items, norm)
     out["stream"] = {**rtf, "equals_batch": sum(list(a) == list(b) for a, b in zip(stream, batch)) / len(items)}
     out["streaming"] = model.streaming_info(chunk_ms)
     out["num_parameters"] = sum(p.numel() for p in model.parameters())
@@ -111,8 +112,24 @@ def evaluate_multitalker(model, items: list[dict], chunk_ms: float = 160.0, n_bo
     return out
 
 
+def target_floor(items: list[dict], norm=str) -> dict:
+    """cpWER / ORC-WER of a *perfect* transcript laid out like the training targets: each reference turn on
+    the channel that overlap-based assignment gives it (``zoo.tasks.sts.assign_channels``). Channels are not
+    speakers, so a channel that carries both speakers' turns costs cpWER even when every word is right;
+    ORC-WER of this layout is 0. ``{"cpwer", "orcwer", "by_overlap": {bin: cpwer}}``."""
+    from zoo.multitalker_metrics import evaluate_sessions
+    from zoo.tasks.sts import assign_channels
+
+    refs = [_turns(it["turns"], norm) for it in items]
+    lay = [[[c, *t[1:]] for c, t in zip(assign_channels(r), r)] for r in refs]
+    r = evaluate_sessions(refs, lay)
+    return {"cpwer": r["all"]["cpwer"]["wer"], "orcwer": r["all"]["orcwer"]["wer"],
+            "by_overlap": {k: v["cpwer"]["wer"] for k, v in r["by_overlap"].items()}}
+
+
 def headline(r: dict) -> str:
-    return f"cpWER {100 * r['all']['cpwer']['wer']:.2f}% (AN4 2-speaker mix test, greedy)"
+    a = r["all"]
+    return f"cpWER {100 * a['cpwer']['wer']:.2f}% / ORC-WER {100 * a['orcwer']['wer']:.2f}% (AN4 2-speaker mix test, greedy)"
 
 
 def format_multitalker_report(name: str, eval_set: str, r: dict) -> str:
@@ -125,5 +142,8 @@ def format_multitalker_report(name: str, eval_set: str, r: dict) -> str:
              f"streaming: RTF {s['rtf']:.4f} at {s['threads']} thread, {s['chunk_ms']:.0f} ms chunks; "
              f"algorithmic latency {r['streaming']['algorithmic_latency_ms']:.0f} ms; "
              f"streamed turns == batch turns on {100 * s['equals_batch']:.0f}% of sessions",
+             f"a perfect transcript on overlap-assigned channels (the training targets) scores cpWER "
+             f"{100 * r['target_floor']['cpwer']:.2f}% (channels are not speakers; its ORC-WER is "
+             f"{100 * r['target_floor']['orcwer']:.2f}%)",
              f"parameters: {r['num_parameters']:,}"]
     return "\n".join(lines)
