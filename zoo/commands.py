@@ -1,4 +1,5 @@
-"""Non-training ``zoo`` subcommands: list, transcribe, export, push, data, evaluate, embed, verify, score, mix.
+"""Non-training ``zoo`` subcommands: list, transcribe, export, push, data, evaluate, embed, verify, score, mix,
+audit, fisher (the last two live in ``zoo.fairness.cli``).
 
 Every user error is a ZooError: one ``error: ...`` line on stderr, exit status 2, no traceback
 (an OSError, e.g. an unwritable output folder, is reported the same way with exit status 1).
@@ -95,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: utterance ids are audio paths)")
     s.add_argument("--out", default=None, help="folder for metrics.json and det.png")
     s.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of speakers (0: no CIs)")
+
+    from zoo.fairness.cli import add_parsers as add_fairness_parsers
+
+    add_fairness_parsers(sub)  # audit, fisher
     return p
 
 
@@ -103,7 +108,8 @@ def run_command(argv: list[str]) -> int:
     try:
         return {"list": cmd_list, "transcribe": cmd_transcribe, "export": cmd_export, "push": cmd_push,
                 "data": cmd_data, "evaluate": cmd_evaluate, "embed": cmd_embed, "verify": cmd_verify,
-                "score": cmd_score, "mix": cmd_mix}[args.command](args)
+                "score": cmd_score, "mix": cmd_mix, "audit": cmd_audit,
+                "fisher": cmd_fisher}[args.command](args)
     except ZooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -340,3 +346,15 @@ def cmd_mix(args) -> int:
     out, dur, sr = mix_files(args.audio[0], args.audio[1], args.offset, args.output)
     print(f"wrote {out} ({dur:.2f} s, {sr} Hz)")
     return 0
+
+
+def cmd_audit(args) -> int:
+    from zoo.fairness.cli import cmd_audit as run
+
+    return run(args)
+
+
+def cmd_fisher(args) -> int:
+    from zoo.fairness.cli import cmd_fisher as run
+
+    return run(args)

@@ -130,6 +130,9 @@ class SpeechDataModule(L.LightningDataModule):
             (``mix_val_sessions`` / ``mix_test_sessions``, default mixer settings; a ``zoo data an4-mix``
             manifest given as ``val_manifest`` / ``test_manifest`` is used as it is). Sessions are longer
             than their first cut: lower ``max_duration`` to match.
+        oversample: ``{speakers: [ids] | file, factor: n}``: training cuts of these speakers appear ``n`` times
+            per epoch (copies with new ids; the same as sampling them with weight ``n``), e.g. the bottom cohort
+            of a fairness audit. ``file``: one speaker per line, or JSON (a list or ``{"speakers": [...]}``).
     """
 
     def __init__(self, corpus: str | None = "an4", data_dir: str | None = None,
@@ -138,7 +141,8 @@ class SpeechDataModule(L.LightningDataModule):
                  num_buckets: int = 8, num_workers: int = 0, speed_perturb: list[float] | None = None,
                  max_cut_duration: float = 30.0, lazy: bool = False, seed: int = 0, sampler: str = "bucketing",
                  speakers_per_batch: int = 8, utts_per_speaker: int = 4, speaker_labels: bool | None = None,
-                 mix: dict | None = None, mix_val_sessions: int = 100, mix_test_sessions: int = 200):
+                 mix: dict | None = None, mix_val_sessions: int = 100, mix_test_sessions: int = 200,
+                 oversample: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.cuts: dict[str, CutSet] = {}
@@ -211,6 +215,8 @@ class SpeechDataModule(L.LightningDataModule):
 
     def train_cuts(self) -> CutSet:
         base = self.cuts["train"].filter(lambda c: c.duration <= self.hparams.max_cut_duration)
+        if self.hparams.oversample:
+            base = oversample_speakers(base, **self.hparams.oversample)
         if not self.hparams.speed_perturb:
             return base
         base = base.to_eager()
@@ -230,3 +236,25 @@ class SpeechDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader(self.cuts["test"], shuffle=False)
+
+
+def oversample_speakers(cuts: CutSet, speakers, factor: int = 2) -> CutSet:
+    """``cuts`` plus ``factor - 1`` extra copies (ids suffixed ``_os<k>``) of the cuts of ``speakers``
+    (a list, or a file: one id per line, or JSON list / ``{"speakers": [...]}``)."""
+    import json
+    from pathlib import Path
+
+    if isinstance(speakers, (str, Path)):
+        text = Path(speakers).read_text()
+        data = json.loads(text) if str(speakers).endswith(".json") else text.split()
+        speakers = data.get("speakers", []) if isinstance(data, dict) else data
+    want = {str(s) for s in speakers}
+    if int(factor) < 1 or not want:
+        raise ValueError(f"oversample needs speakers and factor >= 1 (got {len(want)} speakers, factor {factor})")
+    cuts = cuts.to_eager()
+    picked = cuts.filter(lambda c: bool(c.supervisions) and str(c.supervisions[0].speaker) in want).to_eager()
+    if not len(picked):
+        raise ValueError(f"oversample: none of the {len(want)} speakers has training cuts")
+    for k in range(1, int(factor)):
+        cuts = cuts + picked.modify_ids(lambda i, k=k: f"{i}_os{k}")
+    return cuts

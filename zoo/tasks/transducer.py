@@ -54,6 +54,11 @@ class TransducerTask(L.LightningModule):
         gate_tau: (start, end) Gumbel-sigmoid temperature, annealed geometrically over ``trainer.max_steps``.
         delayed_start: optimizer steps during which the encoder's ``delayed_parameters()`` stay frozen (ConvRNN-T:
             the CNN branches and fusion, so the LSTMs first learn the acoustics as in the LSTM baseline).
+        regularizer: a penalty pulling the weights toward the ones training starts from (``init_from``), added to
+            the training loss: ``{type: ewc, weight: λ, fisher: path}`` (elastic weight consolidation) or
+            ``{type: l2sp, weight: λ}`` (F = 1); see ``zoo.fairness.ewc``.
+        trainable: ``all``, or the net parts to fine-tune (``encoder`` | ``predictor`` | ``joiner`` or a list);
+            the rest is frozen (the CTC head trains only with the encoder).
         optimizer, scheduler: from the CLI config; the scheduler is stepped every optimizer step.
     """
 
@@ -62,7 +67,8 @@ class TransducerTask(L.LightningModule):
                  ctc_weight: float = 0.3, spec_augment: dict | None = None, normalizer: str = "upper",
                  val_beam_size: int = 1, test_beam_size: int = 4, stats_batches: int = 100,
                  compute_weight: float = 0.0, gate_tau: tuple[float, float] = (1.0, 0.1),
-                 delayed_start: int = 0, optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
+                 delayed_start: int = 0, regularizer: dict | None = None, trainable: str | list[str] = "all",
+                 optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         if init_from:
@@ -79,6 +85,13 @@ class TransducerTask(L.LightningModule):
         v = self.net.tokenizer.vocab_size
         self.ctc_head = nn.Linear(self.net.encoder.output_dim, v) if ctc_weight > 0 else None
         self.spec_augment = SpecAugment(**spec_augment) if spec_augment is not None else None
+        self._frozen: set[int] = set()
+        self.regularizer = None
+        if regularizer or trainable != "all":
+            from zoo.fairness.ewc import build_regularizer, set_trainable
+
+            self.regularizer = build_regularizer(regularizer, self.net) if regularizer else None
+            self._frozen = set_trainable(self.net, trainable, encoder_heads=(self.ctc_head,))
         self.normalize = get_normalizer(normalizer)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_wer, self.val_cer = WordErrorRate(), CharErrorRate()
@@ -125,12 +138,15 @@ class TransducerTask(L.LightningModule):
     def training_step(self, batch, batch_idx):
         if self.hparams.delayed_start > 0:  # frozen params get no grad, so AdamW skips them (no decay either)
             for p in self.net.encoder.delayed_parameters():
-                p.requires_grad_(self.global_step >= self.hparams.delayed_start)
+                p.requires_grad_(self.global_step >= self.hparams.delayed_start and id(p) not in self._frozen)
         if hasattr(self.net.encoder, "tau"):
             t0, t1 = self.hparams.gate_tau
             total = max(1, self.trainer.max_steps if self.trainer.max_steps > 0 else 10_000)
             self.net.encoder.tau = t0 * (t1 / t0) ** min(1.0, self.global_step / total)
         loss, logs, _, _ = self._forward_loss(batch, augment=True)
+        if self.regularizer is not None:
+            logs["reg"] = self.regularizer(self.net)
+            loss = loss + logs["reg"]
         bs = len(batch["text"])
         self.log("train_loss", loss, prog_bar=True, batch_size=bs)
         self.log_dict({f"train_{k}": v for k, v in logs.items()}, batch_size=bs)

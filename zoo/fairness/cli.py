@@ -1,0 +1,183 @@
+"""``zoo audit`` and ``zoo fisher`` (registered by ``zoo.commands``)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from zoo.errors import ZooError
+
+
+def add_parsers(sub) -> None:
+    a = sub.add_parser("audit", help="ASR fairness audit: per-utterance errors -> cohorts (metadata | embedding | "
+                       "geo) -> WER per cohort with CIs, WER gap, bottom-cohort share -> report folder")
+    a.add_argument("--model", default="lstm-rnnt-an4", help="ASR model: name, model folder or Hub repo id")
+    a.add_argument("--revision", default=None)
+    a.add_argument("--manifest", default=None, help="NeMo JSONL manifest (needs speaker; extra fields = metadata)")
+    a.add_argument("--corpus", default="an4", choices=["an4"], help="without --manifest: a corpus split "
+                   "(AN4 metadata: speaker, gender)")
+    a.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    a.add_argument("--data-dir", default=None)
+    a.add_argument("--metadata", default=None, help="per-speaker CSV with a 'speaker' column (+ e.g. gender, "
+                   "age, lat, lon)")
+    a.add_argument("--method", required=True, choices=["metadata", "embedding", "geo"])
+    a.add_argument("--columns", default=None, help="metadata: comma-separated columns (default: all)")
+    a.add_argument("--speaker-model", default=None, help="embedding: speaker-embedding model (e.g. ecapa-an4)")
+    a.add_argument("--k", type=int, default=None, help="embedding: clusters (default: best silhouette, 2..--k-max)")
+    a.add_argument("--k-max", type=int, default=8)
+    a.add_argument("--max-per-speaker", type=int, default=20, help="embedding: utterances averaged per speaker")
+    a.add_argument("--min-words", type=int, default=50, help="cohorts below this many words are shown but not "
+                   "ranked (and not allowed as a side of a binary partition)")
+    a.add_argument("--geo-min-words", type=int, default=200, help="geo: minimum words per region")
+    a.add_argument("--max-depth", type=int, default=None, help="geo: maximum tree depth (default: unlimited)")
+    a.add_argument("--n-boot", type=int, default=1000, help="speaker-bootstrap resamples for the 95%% CIs")
+    a.add_argument("--n-perm", type=int, default=200, help="permutations for the discovery p-values (0: none)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--batch-size", type=int, default=8)
+    a.add_argument("--beam-size", type=int, default=1)
+    a.add_argument("--records", default=None, help="reuse the records.jsonl of an earlier audit (no decoding)")
+    a.add_argument("--out", required=True, help="report folder (written atomically)")
+    a.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    f = sub.add_parser("fisher", help="diagonal Fisher information of an ASR model on its training data (for "
+                       "EWC fine-tuning), stored beside the model")
+    f.add_argument("--model", required=True, help="ASR model: name or model folder")
+    f.add_argument("--revision", default=None)
+    f.add_argument("--corpus", default="an4", choices=["an4"])
+    f.add_argument("--split", default="train", choices=["train", "dev", "test"])
+    f.add_argument("--manifest", default=None, help="training manifest instead of a corpus split")
+    f.add_argument("--data-dir", default=None)
+    f.add_argument("--utterances", type=int, default=200, help="utterances averaged (per-utterance gradients)")
+    f.add_argument("--max-duration", type=float, default=60.0, help="seconds of audio per loading batch")
+    f.add_argument("--seed", type=int, default=0, help="shuffling seed of the utterances")
+    f.add_argument("--out", default=None, help="default: <model folder>/fisher.safetensors")
+    f.add_argument("--quiet", action="store_true")
+
+
+def _progress(args) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def cmd_audit(args) -> int:
+    from zoo.fairness import records as R
+    from zoo.fairness.audit import run_audit, write_report
+    from zoo.hub import from_pretrained
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.json").is_file())):
+        raise ZooError(f"--out {out} exists and is not an earlier audit report; choose a new or empty folder")
+    for name in ("n_boot", "batch_size", "min_words", "geo_min_words", "max_per_speaker"):
+        if getattr(args, name) < 1:
+            raise ZooError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.n_perm < 0:
+        raise ZooError("--n-perm must be >= 0")
+    if args.method == "embedding" and not args.speaker_model:
+        raise ZooError("--method embedding needs --speaker-model (a speaker-embedding model, e.g. ecapa-an4)")
+    columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    if args.records:
+        records = R.read_records(args.records)
+        if not records or any(k not in records[0] for k in R.RECORD_KEYS):
+            raise ZooError(f"{args.records} is not a records.jsonl written by zoo audit")
+        if args.metadata:
+            records = R.attach_metadata(records, R.read_metadata(args.metadata), args.metadata)
+        model = None
+        data = args.records
+    else:
+        items = R.load_items(args.manifest, args.corpus, args.split, args.data_dir)
+        if args.metadata:
+            items = R.attach_metadata(items, R.read_metadata(args.metadata), args.metadata)
+        model = from_pretrained(args.model, revision=args.revision)
+        data = args.manifest or f"{args.corpus} {args.split}"
+    _check_columns(records if args.records else items, args.method, columns)
+    spk_model = None
+    if args.method == "embedding":
+        spk_model = from_pretrained(args.speaker_model)
+        if getattr(spk_model, "task", None) != "speaker":
+            raise ZooError(f"{args.speaker_model} is not a speaker-embedding model (its task is "
+                           f"{getattr(spk_model, 'task', 'asr')!r})")
+    if model is not None:
+        records = R.error_records(model, items, args.batch_size, args.beam_size, progress=_progress(args))
+    emb = None
+    if spk_model is not None:
+        from zoo.fairness.cohorts import speaker_embeddings
+
+        emb = speaker_embeddings(spk_model, records, args.max_per_speaker, progress=_progress(args))
+    rep = run_audit(records, args.method, columns, emb, args.k, args.k_max, args.min_words,
+                    geo_min_words=args.geo_min_words, max_depth=args.max_depth, n_boot=args.n_boot,
+                    n_perm=args.n_perm, seed=args.seed)
+    rep.update(model=str(args.model), data=str(data), speaker_model=args.speaker_model,
+               normalizer=getattr(model, "zoo_config", {}).get("normalizer", "upper") if model else "from records")
+    write_report(rep, records, out)
+    o = rep["overall"]
+    print(f"overall WER {100 * o['wer']:.2f}% ({o['utterances']} utterances, {o['speakers']} speakers)")
+    for s in rep["cohort_sets"]:
+        m = s["summary"]
+        if m.get("eligible", 0) >= 2:
+            gap = "n/a" if m["gap"] is None else f"{100 * m['gap']:.1f}%"
+            print(f"{s['name']}: bottom {m['bottom']} {100 * m['wer_bottom']:.2f}% vs top {m['top']} "
+                  f"{100 * m['wer_top']:.2f}%, gap {gap}, bottom share {100 * m['bottom_share_speakers']:.1f}% of speakers")
+    print(f"wrote {out}/report.md, report.json, cohorts.json, records.jsonl, plots")
+    return 0
+
+
+def _check_columns(rows: list[dict], method: str, columns: list[str] | None) -> None:
+    """Fail before decoding when the method's columns are missing."""
+    from zoo.fairness.records import metadata_columns
+
+    if method == "geo":
+        missing = [c for c in ("lat", "lon") if any(c not in r for r in rows)]
+        if missing:
+            raise ZooError(f"--method geo needs 'lat' and 'lon' for every speaker (manifest fields or --metadata "
+                           f"columns); missing: {', '.join(missing)}")
+        bad = [r["speaker"] for r in rows if not all(isinstance(r[c], (int, float)) for c in ("lat", "lon"))]
+        if bad:
+            raise ZooError(f"lat/lon of speaker {bad[0]} are not numbers")
+    elif method == "metadata":
+        present = metadata_columns(rows, exclude=())
+        want = columns or metadata_columns(rows)
+        if not want:
+            raise ZooError("--method metadata: no metadata columns (give --metadata speakers.csv or manifest fields)")
+        bad = [c for c in want if c not in present]
+        if bad:
+            raise ZooError(f"metadata column(s) {', '.join(bad)} not found on every utterance; "
+                           f"available: {', '.join(present) or 'none'}")
+
+
+def cmd_fisher(args) -> int:
+    import time
+
+    from zoo.data import SpeechDataModule
+    from zoo.fairness.ewc import FISHER_FILE, fisher_diagonal, save_fisher
+    from zoo.hub import resolve
+    from zoo.tasks import TransducerTask
+
+    if args.utterances < 1:
+        raise ZooError("--utterances must be at least 1")
+    folder = resolve(args.model, revision=args.revision)
+    out = Path(args.out) if args.out else folder / FISHER_FILE
+    try:
+        task = TransducerTask(init_from=str(folder), ctc_weight=0.0, spec_augment=None)
+    except ValueError as e:
+        raise ZooError(f"{args.model}: {e}") from None
+    if args.manifest:
+        dm = SpeechDataModule(corpus=None, train_manifest=args.manifest, max_duration=args.max_duration,
+                              num_buckets=1, seed=args.seed)
+        split = "train"
+    else:
+        dm = SpeechDataModule(corpus=args.corpus, data_dir=args.data_dir, max_duration=args.max_duration,
+                              num_buckets=1, seed=args.seed)
+        split = {"train": "train", "dev": "val", "test": "test"}[args.split]
+    dm.setup("fit")
+    loader = dm.train_dataloader() if split == "train" else dm.plain_dataloader(split)
+    t0 = time.perf_counter()
+    fisher, n = fisher_diagonal(task, loader, args.utterances, progress=_progress(args))
+    dt = time.perf_counter() - t0
+    save_fisher(fisher, out, model=str(args.model), utterances=n, data=args.manifest or f"{args.corpus} {args.split}",
+                loss="rnnt, per-utterance gradients, eval mode")
+    flat = [v.flatten() for v in fisher.values()]
+    import torch
+
+    allf = torch.cat(flat)
+    print(f"Fisher over {n} utterances in {dt:.1f} s ({dt / n * 1000:.0f} ms/utt): mean {allf.mean():.3e}, "
+          f"max {allf.max():.3e}, zero entries {100 * float((allf == 0).float().mean()):.1f}%")
+    print(f"wrote {out}")
+    return 0

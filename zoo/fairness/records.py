@@ -1,0 +1,144 @@
+"""Per-utterance error records: what every fairness analysis starts from.
+
+A record is a flat dict: ``id``, ``audio``, ``speaker``, ``errors`` (word-level Levenshtein distance after the
+model's text normaliser), ``words`` (reference words), ``ref``, ``hyp``, and the metadata columns of the
+utterance (manifest fields other than the reserved ones, joined with a per-speaker metadata CSV).
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from zoo.errors import ZooError
+
+RECORD_KEYS = ("id", "audio", "speaker", "errors", "words", "ref", "hyp")
+# manifest fields that are not metadata columns
+_NOT_META = {"audio_filepath", "duration", "text", "offset", "id", "speaker", "_line"}
+
+
+def load_items(manifest: str | None = None, corpus: str | None = "an4", split: str = "test",
+               data_dir: str | None = None) -> list[dict]:
+    """Utterances to audit: ``[{"id", "audio", "text", "speaker", "offset", "duration", **metadata}]``.
+
+    From a NeMo JSONL manifest (every extra field is a metadata column; ``speaker`` is required, since cohorts
+    and confidence intervals are per speaker), or from a corpus recipe split (AN4: ``gender`` per speaker).
+    """
+    items = []
+    if manifest:
+        from zoo.data.manifest import read_manifest
+
+        for e in read_manifest(manifest):
+            if e.get("speaker") in (None, ""):
+                raise ZooError(f"{manifest}:{e['_line']}: no 'speaker' field; an audit needs a speaker per "
+                               "utterance (cohorts and confidence intervals are per speaker)")
+            items.append({"id": e.get("id") or f"{Path(e['audio_filepath']).stem}-{e['_line']}",
+                          "audio": e["audio_filepath"], "text": e.get("text") or "", "speaker": str(e["speaker"]),
+                          "offset": e.get("offset"), "duration": e.get("duration"),
+                          **{k: v for k, v in e.items() if k not in _NOT_META}})
+        if not items:
+            raise ZooError(f"manifest {manifest} has no utterances")
+        return items
+    if corpus != "an4":
+        raise ZooError(f"unknown corpus {corpus!r}; use --corpus an4 or --manifest FILE")
+    from zoo.data.an4 import an4_cuts
+
+    cuts = an4_cuts(data_dir)
+    if split not in cuts:
+        raise ZooError(f"AN4 has no split {split!r}; choose one of {sorted(cuts)}")
+    for c in cuts[split]:
+        s = c.supervisions[0]
+        items.append({"id": c.id, "audio": c.recording.sources[0].source, "text": s.text, "speaker": s.speaker,
+                      "offset": None, "duration": c.duration, "gender": s.gender})
+    return items
+
+
+def _number(v: str):
+    try:
+        return float(v) if any(ch in v for ch in ".eE") else int(v)
+    except ValueError:
+        return v
+
+
+def read_metadata(path: str | Path) -> dict[str, dict]:
+    """A per-speaker metadata CSV (header row with a ``speaker`` column) -> {speaker: {column: value}}.
+
+    Numeric cells become numbers (so ``lat``/``lon``/``age`` can be split by threshold); empty cells are
+    dropped (the speaker then lacks that column)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"metadata file not found: {path}")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "speaker" not in reader.fieldnames:
+            raise ZooError(f"{path}: the header must have a 'speaker' column (found {reader.fieldnames or 'none'})")
+        out: dict[str, dict] = {}
+        for n, row in enumerate(reader, 2):
+            spk = (row.get("speaker") or "").strip()
+            if not spk:
+                raise ZooError(f"{path}:{n}: empty speaker")
+            if spk in out:
+                raise ZooError(f"{path}:{n}: speaker {spk!r} appears twice")
+            out[spk] = {k.strip(): _number(v.strip()) for k, v in row.items()
+                        if k and k != "speaker" and v is not None and v.strip() != ""}
+    if not out:
+        raise ZooError(f"{path}: no speakers")
+    return out
+
+
+def attach_metadata(items: list[dict], metadata: dict[str, dict], source: str = "metadata") -> list[dict]:
+    """Add each speaker's metadata columns to its utterances (CSV values win over manifest fields)."""
+    missing = sorted({it["speaker"] for it in items} - set(metadata))
+    if missing:
+        more = f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+        raise ZooError(f"{source} has no row for speaker(s) {', '.join(missing[:5])}{more}")
+    return [{**it, **metadata[it["speaker"]]} for it in items]
+
+
+def error_records(model, items: list[dict], batch_size: int = 8, beam_size: int = 1,
+                  progress: bool = True) -> list[dict]:
+    """Decode ``items`` with any zoo ASR model (``model.transcribe``, batched, rich progress bar) and count
+    word errors per utterance after the model's normaliser."""
+    from zoo.audio import load_audio
+    from zoo.metrics import _edit_counts
+    from zoo.text import get_normalizer
+
+    if getattr(model, "task", "asr") != "asr" or not hasattr(model, "transcribe"):
+        raise ZooError(f"{getattr(model, 'source', 'the model')} is not a single-speaker ASR model "
+                       f"(task {getattr(model, 'task', '?')!r})")
+    for it in items:
+        if not Path(it["audio"]).is_file():
+            raise ZooError(f"audio file not found: {it['audio']}")
+    sr = model.sample_rate
+    inputs = [load_audio(it["audio"], sr, float(it["offset"]), it.get("duration")) if it.get("offset") is not None
+              else str(it["audio"]) for it in items]
+    hyps = model.transcribe(inputs, sample_rate=sr, batch_size=batch_size, beam_size=beam_size, progress=progress)
+    norm = get_normalizer(getattr(model, "zoo_config", {}).get("normalizer", "upper"))
+    out = []
+    for it, hyp in zip(items, hyps):
+        ref, h = norm(it["text"]), norm(hyp)
+        errors, words = _edit_counts(h, ref)
+        meta = {k: v for k, v in it.items() if k not in ("id", "audio", "text", "speaker", "offset", "duration")}
+        out.append({"id": it["id"], "audio": str(it["audio"]), "speaker": it["speaker"], "errors": errors,
+                    "words": words, "ref": ref, "hyp": h, **meta})
+    return out
+
+
+def write_records(records: list[dict], path: str | Path) -> Path:
+    from zoo.io import atomic_write_text
+
+    return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def read_records(path: str | Path) -> list[dict]:
+    from zoo.data.manifest import json_lines
+
+    return [r for _, r in json_lines(path)]
+
+
+def metadata_columns(records: list[dict], exclude=("lat", "lon")) -> list[str]:
+    """Metadata columns present on every record (minus ``exclude``), in first-seen order."""
+    cols: list[str] = []
+    for r in records:
+        cols += [k for k in r if k not in RECORD_KEYS and k not in cols]
+    return [c for c in cols if c not in exclude and all(c in r for r in records)]
