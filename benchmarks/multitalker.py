@@ -32,7 +32,8 @@ def label(name: str) -> str:
 def default_models() -> list[str]:
     from zoo.registry import MODELS, bundled_folder
 
-    return [n for n, m in MODELS.items() if m["task"] == "multitalker-asr" and (bundled_folder(n) / "config.json").is_file()]
+    return [n for n, m in MODELS.items()
+            if m["task"] == "multitalker-asr" and (bundled_folder(n) / "config.json").is_file()]
 
 
 def pick_baseline(rows: list[dict], baseline: str | None) -> dict | None:
@@ -59,7 +60,8 @@ def _row(r: dict, base: dict | None, key) -> str:
     cp, orc, acc = s["cpwer"]["wer"], s["orcwer"]["wer"], s["turn_counting_accuracy"]
     eot = s["latency_ms"]["end"]
     cpci = f"{100 * ci['cpwer']['low']:.1f}-{100 * ci['cpwer']['high']:.1f}" if ci else "-"
-    acci = f"{100 * ci['turn_counting_accuracy']['low']:.0f}-{100 * ci['turn_counting_accuracy']['high']:.0f}" if ci else "-"
+    tci = ci.get("turn_counting_accuracy")
+    acci = f"{100 * tci['low']:.0f}-{100 * tci['high']:.0f}" if tci else "-"
     line = (f"{r['label']:<20} {s['sessions']:>4} {100 * cp:>7.2f} {cpci:>13} {100 * orc:>7.2f} {100 * acc:>6.1f} "
             f"{acci:>9} {eot['median']:>7.0f} {eot['p90']:>7.0f}")
     if key == "all":
@@ -81,7 +83,8 @@ def format_table(rows: list[dict], base: dict | None, eval_set: str, threads: in
             f"{'eot med':>7} {'eot p90':>7}")
     lines = [f"{eval_set} ({n} sessions), {threads} thread(s), {chunk_ms:.0f} ms chunks, greedy; latency in ms "
              f"(emitted - reference); CIs: session bootstrap" + (f"; ratios vs {base['label']}" if base else ""),
-             f"{'model':<20} {'params':>8}" + head + f" {'RTF':>7} {'s==b':>6}" + ratios + (f" {'RTF x':>6}" if base else "")]
+             f"{'model':<20} {'params':>8}" + head + f" {'RTF':>7} {'s==b':>6}" + ratios
+             + (f" {'RTF x':>6}" if base else "")]
     lines += [_row(r, base, "all") for r in rows]
     bins = [k for k in rows[0]["res"]["by_overlap"]]
     for r in rows[1:]:

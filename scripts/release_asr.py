@@ -170,9 +170,10 @@ def multitalker_results(args, model, train_cfg: Path):
     eval_set = eval_set_name(split="test")
     report = format_multitalker_report(args.name, eval_set, res)
     a, s = res["all"], res["stream"]
-    summary = lambda r: {"sessions": r["sessions"], "cpwer": r["cpwer"]["wer"], "orcwer": r["orcwer"]["wer"],  # noqa: E731
-                         "turn_counting_accuracy": r["turn_counting_accuracy"], "latency_ms": r["latency_ms"],
-                         "ci": r["ci"]}
+    def summary(r: dict) -> dict:
+        return {"sessions": r["sessions"], "cpwer": r["cpwer"]["wer"], "orcwer": r["orcwer"]["wer"],
+                "turn_counting_accuracy": r["turn_counting_accuracy"], "latency_ms": r["latency_ms"], "ci": r["ci"]}
+
     results = {
         "dataset_name": "CMU AN4 two-speaker mixtures (zoo data an4-mix)", "dataset_type": "an4",
         "split": "test", "eval_set": eval_set, "sessions": res["sessions"], "n_boot": args.n_boot,

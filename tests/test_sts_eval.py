@@ -244,7 +244,8 @@ def test_release_writes_a_complete_folder(tmp_path, data_dir, items, turn_tokens
     for m in res["metrics"]:
         assert f"{m['value']:.2f}" in card or f"{m['value']:.1f}" in card, m
     a = res["all"]
-    assert f"| all | 3 | {100 * cp:.2f} ({100 * a['ci']['cpwer']['low']:.2f}–{100 * a['ci']['cpwer']['high']:.2f})" in card
+    lo, hi = 100 * a["ci"]["cpwer"]["low"], 100 * a["ci"]["cpwer"]["high"]
+    assert f"| all | 3 | {100 * cp:.2f} ({lo:.2f}–{hi:.2f})" in card
     for k in res["by_overlap"]:
         assert f"| overlap {k} |" in card
     assert f"{res['stream_rtf_1thread']:.4f}" in card

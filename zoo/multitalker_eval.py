@@ -129,7 +129,8 @@ def target_floor(items: list[dict], norm=str) -> dict:
 
 def headline(r: dict) -> str:
     a = r["all"]
-    return f"cpWER {100 * a['cpwer']['wer']:.2f}% / ORC-WER {100 * a['orcwer']['wer']:.2f}% (AN4 2-speaker mix test, greedy)"
+    return (f"cpWER {100 * a['cpwer']['wer']:.2f}% / ORC-WER {100 * a['orcwer']['wer']:.2f}% "
+            "(AN4 2-speaker mix test, greedy)")
 
 
 def format_multitalker_report(name: str, eval_set: str, r: dict) -> str:
