@@ -244,3 +244,40 @@ def test_oversample_speakers_copies_only_the_cohort(an4_small, tmp_path):
     assert spk.count("marh") == 8 and spk.count("fcaw") == 2 and len(set(c.id for c in out)) == len(out)
     with pytest.raises(ValueError, match="none of"):
         oversample_speakers(cuts, ["nobody"], 2)
+
+
+def test_mitigation_script_plans_every_method_and_tabulates(tiny_folder, an4_small, an4_root, tmp_path, capsys):
+    """scripts/fairness_mitigation.py: --dry-run resolves the audit's bottom gender cohort to AN4 *training*
+    speakers of that gender and prints one fit + export per method; the before/after table from two models."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fairness_mitigation", REPO / "scripts" / "fairness_mitigation.py")
+    fm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fm)
+    audit = tmp_path / "audit"
+    assert main(["audit", "--model", str(tiny_folder), "--manifest", str(an4_small["manifest"]), "--metadata",
+                 str(an4_small["metadata"]), "--method", "metadata", "--columns", "gender", "--out", str(audit), *FAST]) == 0
+    capsys.readouterr()
+    assert fm.main(["--audit", str(audit), "--cohort-set", "gender", "--cohort", "gender=f", "--model", str(tiny_folder),
+                    "--data-dir", str(an4_root.parent), "--dry-run", "--max_steps", "7", "--out", str(tmp_path / "mit")]) == 0
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    from zoo.data import an4_cuts
+
+    want = sorted({c.supervisions[0].speaker for c in an4_cuts(an4_root.parent)["train"]
+                   if c.supervisions[0].gender == "f"})
+    assert "gender=f" in first and f"{len(want)} training speakers" in first
+    assert first.split(": ")[-1].split() == want
+    fits = [line for line in out.splitlines() if " fit " in line]
+    assert len(fits) == 6 and all("--trainer.max_steps 7" in f for f in fits)
+    assert "type: ewc" in fits[1] and "type: l2sp" in fits[2] and "trainable predictor" in fits[3]
+    assert "trainable encoder" in fits[4] and "--data.oversample" in fits[5] and "train_manifest" not in fits[5]
+    assert not (tmp_path / "mit").exists()  # dry run writes nothing
+    cohorts, _, target = fm.load_audit(audit, "gender", "gender=m")
+    res = {"before": fm.evaluate(str(tiny_folder), audit, cohorts, target, 1, 20)}
+    res["ft"] = dict(res["before"], target=res["before"]["target"] / 2)
+    tab = fm.table(res, target)
+    assert "| ft |" in tab and "(-50.0%)" in tab
+    recs = [json.loads(x) for x in (audit / "records.jsonl").read_text().splitlines()]
+    m = [r for r in recs if r["gender"] == "m"]
+    assert res["before"]["target"] == pytest.approx(sum(r["errors"] for r in m) / sum(r["words"] for r in m))

@@ -46,7 +46,8 @@ def add_parsers(sub) -> None:
     f.add_argument("--split", default="train", choices=["train", "dev", "test"])
     f.add_argument("--manifest", default=None, help="training manifest instead of a corpus split")
     f.add_argument("--data-dir", default=None)
-    f.add_argument("--utterances", type=int, default=200, help="utterances averaged (per-utterance gradients)")
+    f.add_argument("--utterances", type=int, default=1000, help="utterances averaged (per-utterance gradients; "
+                   "AN4 train has 835: all of them, ~45 ms each for lstm-rnnt-an4 at 1 thread)")
     f.add_argument("--max-duration", type=float, default=60.0, help="seconds of audio per loading batch")
     f.add_argument("--seed", type=int, default=0, help="shuffling seed of the utterances")
     f.add_argument("--out", default=None, help="default: <model folder>/fisher.safetensors")
