@@ -228,6 +228,7 @@ def test_ewc_config_fits_through_the_cli(tiny_folder, an4_small, tmp_path):
                         "{type: l2sp, weight: 1.0}", "--model.init_args.trainable", "encoder",
                         "--data.oversample", f"{{speakers: {spk}, factor: 3}}"])
     assert cli.trainer.global_step == 2
+    assert (tmp_path / "b" / "checkpoints" / "last.ckpt").is_file()  # what the mitigation script exports
     assert not cli.model.regularizer.uses_fisher
     assert all(not p.requires_grad for p in cli.model.net.predictor.parameters())
     assert len(cli.datamodule.train_cuts()) == an4_small["n"] + 2 * 4  # 4 cohort utterances, 2 extra copies

@@ -157,7 +157,8 @@ def format_markdown(rep: dict) -> str:
             L.append(f"- fewer than two cohorts with >= {m['min_words']} words: no gap")
         sig = s.get("significance")
         if sig and sig.get("observed") is not None:
-            L.append(f"- permutation test ({sig['n_perm']} shuffles of speaker WERs, discovery rerun each time): "
+            how = "the search rerun on each" if s["kind"] in ("partition_search", "geo") else "cohort membership fixed"
+            L.append(f"- permutation test ({sig['n_perm']} shuffles of speaker WERs across speakers, {how}): "
                      f"p = {sig['p_value']:.3f}")
         L.append("")
     if "selection" in rep:
