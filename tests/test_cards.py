@@ -33,7 +33,8 @@ def test_released_card_matches_config(name):
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         {"README.md", "config.json", "model.safetensors", "train_config.yaml", "eval_an4_test.txt"}
         | ({"tokenizer.model"} if cfg["tokenizer"]["type"] == "sentencepiece" else set())
-        | {p.name for p in folder.glob("*.png") if f"]({p.name})" in card.text})  # plots the card shows
+        | {p.name for p in folder.glob("*.png") if f"]({p.name})" in card.text}  # plots the card shows
+        | ({"fisher.safetensors"} if "zoo fisher --model " + name in card.text else set()))  # EWC, documented
     assert (folder / "model.safetensors").stat().st_size < 20e6
 
 
