@@ -18,6 +18,7 @@ ARCHITECTURES: dict[str, str] = {"transducer": "zoo.asr:TransducerASR", "ecapa":
 # Released (bundled) models: name -> task and a one-line description.
 MODELS: dict[str, dict] = {
     "lstm-rnnt-an4": {"task": "asr", "description": "LSTM RNN-T (char), streaming, trained on CMU AN4"},
+    "convrnnt-an4": {"task": "asr", "description": "ConvRNN-T (char): causal local + global CNN -> LSTMs, streaming, CMU AN4"},
     "emformer-rnnt-an4": {"task": "asr", "description": "Emformer RNN-T (char), streaming, trained on CMU AN4"},
 }
 
