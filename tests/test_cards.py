@@ -25,14 +25,22 @@ def test_released_card_matches_config(name):
     card = ModelCard.load(folder / "README.md")
     assert card.data.license and card.data.library_name == "zoo" and card.data.datasets
     res = cfg["results"]
-    wers = {r.metric_name: r.metric_value for r in card.data.eval_results}
-    assert wers["WER (greedy)"] == pytest.approx(100 * res["greedy"]["wer"], abs=0.01)
-    assert f"{100 * res['greedy']['wer']:.2f}" in card.text          # the table shows the same number
-    assert "zoo evaluate --model " + name in card.text             # ... with its command
+    card_metrics = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    if cfg.get("task", "asr") == "speaker":
+        eer = 100 * res["eval"]["eer"]
+        assert card_metrics["EER"] == pytest.approx(eer, abs=0.01)
+        assert f"{eer:.2f}" in card.text                                # the table shows the same number
+        assert "zoo score --model " + name in card.text                 # ... with its command
+        assert 0 < cfg["verification"]["threshold"] < 1                 # calibrated on dev, stored
+        expected = {"eval_an4sv_eval.txt"}
+    else:
+        assert card_metrics["WER (greedy)"] == pytest.approx(100 * res["greedy"]["wer"], abs=0.01)
+        assert f"{100 * res['greedy']['wer']:.2f}" in card.text          # the table shows the same number
+        assert "zoo evaluate --model " + name in card.text             # ... with its command
+        expected = {"eval_an4_test.txt"} | ({"tokenizer.model"} if cfg["tokenizer"]["type"] == "sentencepiece" else set())
     assert (folder / "train_config.yaml").is_file()                 # ... and the config that trained it
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        {"README.md", "config.json", "model.safetensors", "train_config.yaml", "eval_an4_test.txt"}
-        | ({"tokenizer.model"} if cfg["tokenizer"]["type"] == "sentencepiece" else set())
+        {"README.md", "config.json", "model.safetensors", "train_config.yaml"} | expected
         | {p.name for p in folder.glob("*.png") if f"]({p.name})" in card.text}  # plots the card shows
         | ({"fisher.safetensors"} if "zoo fisher --model " + name in card.text else set()))  # EWC, documented
     assert (folder / "model.safetensors").stat().st_size < 20e6
@@ -41,4 +49,7 @@ def test_released_card_matches_config(name):
 def test_list_models_reports_released_numbers():
     for m in list_models():
         if m.name in RELEASED:
-            assert m.params and m.streaming and m.metric.startswith("WER ")
+            if m.task == "speaker":
+                assert m.params and not m.streaming and m.metric.startswith("EER ")
+            else:
+                assert m.params and m.streaming and m.metric.startswith("WER ")

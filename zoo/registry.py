@@ -19,6 +19,8 @@ ARCHITECTURES: dict[str, str] = {"transducer": "zoo.asr:TransducerASR", "ecapa":
 MODELS: dict[str, dict] = {
     "lstm-rnnt-an4": {"task": "asr", "description": "LSTM RNN-T (char), streaming, trained on CMU AN4"},
     "convrnnt-an4": {"task": "asr", "description": "ConvRNN-T (char): causal local + global CNN -> LSTMs, streaming, CMU AN4"},
+    "ecapa-an4": {"task": "speaker", "description": "ECAPA-TDNN speaker embeddings (verification baseline), CMU AN4"},
+    "arw-ecapa-an4": {"task": "speaker", "description": "ECAPA-TDNN trained with adversarial reweighting (ARW-PW), CMU AN4"},
     "emformer-rnnt-an4": {"task": "asr", "description": "Emformer RNN-T (char), streaming, trained on CMU AN4"},
 }
 
