@@ -31,3 +31,15 @@ def fit_featurizer_stats(module: L.LightningModule, featurizer, n_batches: int) 
                            "(empty training set, or stats_batches: 0 when training from scratch)")
     mean = s / n
     featurizer.set_stats(mean.float(), (s2 / n - mean ** 2).clamp_min(0).sqrt().float())
+
+
+def pretrained_net(init_from: str, cls: type, what: str):
+    """``init_from`` (zoo name, folder or Hub id) -> its net in train mode, checked to be a ``cls`` (``what`` names it
+    in the error). from_pretrained returns eval mode and Lightning keeps the modes it finds, so without
+    ``.train()`` fine-tuning would silently run with dropout off."""
+    from zoo.hub import from_pretrained
+
+    net = from_pretrained(init_from).train()
+    if not isinstance(net, cls):
+        raise ValueError(f"init_from {init_from!r} is not {what}")
+    return net

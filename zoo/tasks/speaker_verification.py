@@ -35,7 +35,7 @@ from torch import nn
 
 from zoo.speaker import SpeakerEmbedder
 from zoo.sv_metrics import EER, sv_report
-from zoo.tasks.common import fit_featurizer_stats
+from zoo.tasks.common import fit_featurizer_stats, pretrained_net
 from zoo.tasks.transducer import SpecAugment
 
 
@@ -137,11 +137,7 @@ class SpeakerVerificationTask(L.LightningModule):
         if pair_weighting not in ("pw", "pl"):
             raise ValueError(f"unknown pair_weighting {pair_weighting!r}; use 'pw' or 'pl'")
         if init_from:
-            from zoo.hub import from_pretrained
-
-            self.net = from_pretrained(init_from).train()
-            if not isinstance(self.net, SpeakerEmbedder):
-                raise ValueError(f"init_from {init_from!r} is not a speaker-embedding model")
+            self.net = pretrained_net(init_from, SpeakerEmbedder, "a speaker-embedding model")
             self.stats_ready = True
         else:
             self.net = SpeakerEmbedder(featurizer, encoder)

@@ -35,6 +35,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from zoo.multitalker_metrics import cpwer, emission_latency, orcwer, turn_counting_accuracy
 from zoo.nets.sts import SOT, EOT, STSASR, sts_tokenizer
+from zoo.tasks.common import pretrained_net
 from zoo.tasks.transducer import SpecAugment, TransducerTask
 from zoo.text import get_normalizer
 
@@ -79,11 +80,7 @@ class STSTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         if init_from:
-            from zoo.hub import from_pretrained
-
-            self.net = from_pretrained(init_from).train()
-            if not isinstance(self.net, STSASR):
-                raise ValueError(f"init_from {init_from!r} is not an STS model")
+            self.net = pretrained_net(init_from, STSASR, "an STS model")
             self.stats_ready = True
         else:
             self.net = STSASR(encoder, predictor, joiner, featurizer, sts_tokenizer(turn_tokens, vocab),

@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from zoo.asr import TransducerASR
-from zoo.tasks.common import fit_featurizer_stats
+from zoo.tasks.common import fit_featurizer_stats, pretrained_net
 from zoo.text import build_tokenizer, get_normalizer
 
 
@@ -72,11 +72,7 @@ class TransducerTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         if init_from:
-            from zoo.hub import from_pretrained
-
-            # from_pretrained returns the net in eval mode; Lightning keeps the modes it finds, so without
-            # .train() fine-tuning would silently run with dropout off
-            self.net = from_pretrained(init_from).train()
+            self.net = pretrained_net(init_from, TransducerASR, "a transducer ASR model")
             self.stats_ready = True
         else:
             self.net = TransducerASR(encoder or {"name": "lstm"}, predictor, joiner, featurizer,
