@@ -45,7 +45,8 @@ from zoo.metrics import bootstrap_wer, error_rates
 from zoo.nets.cca_transformer import CCATransformerEncoder
 from zoo.nets.encoder import stack_frames
 
-KINDS = {"cca": "CCA (gated)", "window": "sliding window", "allon": "all on"}
+KINDS = {"cca": "CCA (gated, from scratch)", "cca-ft": "CCA (gated, fine-tuned from all on)", "window": "sliding window",
+         "allon": "all on"}
 
 
 # --- inputs ----------------------------------------------------------------------------------------
@@ -66,12 +67,12 @@ def _val_wer(name: str) -> float:
 
 
 def load_model(src: str):
-    """(net, {"name", "source", "compute_weight"}) from a run folder, .ckpt, model folder or model name."""
+    """(net, {"name", "source", "compute_weight", "init_from"}) from a run folder, .ckpt, model folder or model name."""
     from zoo.export import net_from_checkpoint
     from zoo.hub import from_pretrained, load_folder
 
     p = Path(src)
-    lam = None
+    lam = init_from = None
     if p.is_dir() and (p / "config.json").is_file():
         net, name = load_folder(p), p.name
         cfg = net.zoo_config
@@ -81,23 +82,28 @@ def load_model(src: str):
 
             init = ((yaml.safe_load(y.read_text()) or {}).get("model") or {}).get("init_args") or {}
             lam = init.get("compute_weight", lam)
+            init_from = init.get("init_from", init_from)
         source = str(p)
     elif p.is_dir() or p.suffix == ".ckpt":
         ckpt = pick_checkpoint(p) if p.is_dir() else p
         net, _ = net_from_checkpoint(ckpt)
         hp = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
-        lam = hp.get("compute_weight")
+        lam, init_from = hp.get("compute_weight"), hp.get("init_from")
         name = p.name if p.is_dir() else (ckpt.parent.parent.name if ckpt.parent.name == "checkpoints" else ckpt.stem)
         source = str(ckpt)
     else:
         net, name, source = from_pretrained(src), src, src
     if not isinstance(net.encoder, CCATransformerEncoder):
         raise ValueError(f"{src}: encoder is {type(net.encoder).__name__}, not cca_transformer")
-    return net.eval(), {"name": name, "source": source, "compute_weight": None if lam is None else float(lam)}
+    return net.eval(), {"name": name, "source": source, "compute_weight": None if lam is None else float(lam),
+                        "init_from": init_from}
 
 
-def kind_of(enc: CCATransformerEncoder) -> str:
-    return "window" if enc.window > 0 else ("cca" if enc.gated else "allon")
+def kind_of(enc: CCATransformerEncoder, init_from: str | None = None) -> str:
+    """allon / window / cca (trained gated from scratch) / cca-ft (gates learnt by fine-tuning a trained model)."""
+    if enc.window > 0:
+        return "window"
+    return ("cca-ft" if init_from else "cca") if enc.gated else "allon"
 
 
 # --- measurements ----------------------------------------------------------------------------------
@@ -149,7 +155,7 @@ def time_encoder(enc: CCATransformerEncoder, xs: list[torch.Tensor], chunk: int,
 def evaluate(net, meta: dict, items: list[dict], repeats: int = 5, chunk_ms: float = 160.0, threads: int = 1,
              n_boot: int = 1000) -> dict:
     enc: CCATransformerEncoder = net.encoder
-    kind = kind_of(enc)
+    kind = kind_of(enc, meta.get("init_from"))
     norm = getattr(net, "zoo_config", {}).get("normalizer", "upper")
     wavs = [load_audio(it["audio"], net.sample_rate) for it in items]
     refs = [it["text"] for it in items]
@@ -222,7 +228,7 @@ def find_baseline(rows: list[dict], baseline: str | None) -> dict | None:
 def _label(r: dict) -> str:
     if r["kind"] == "window":
         return f"W={r['window']}"
-    if r["kind"] == "cca":
+    if r["kind"] in ("cca", "cca-ft"):
         return "λ=?" if r["value"] is None else f"λ={r['value']:g}"
     return "all on"
 
@@ -263,7 +269,7 @@ def layer_table(rows: list[dict]) -> str:
 
 def verdict(rows: list[dict]) -> list[str]:
     pts = [(r["flops_frac"], r["wer"]) for r in rows]
-    cca = [i for i, r in enumerate(rows) if r["kind"] == "cca"]
+    cca = [i for i, r in enumerate(rows) if r["kind"] in ("cca", "cca-ft")]
     out = []
     for i, r in enumerate(rows):
         if r["kind"] == "window":
@@ -280,8 +286,8 @@ def plot(rows: list[dict], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    style = {"cca": ("o", "C0"), "window": ("s", "C1"), "allon": ("*", "k")}
-    for kind in ("cca", "window", "allon"):
+    style = {"cca": ("o", "C0"), "cca-ft": ("D", "C3"), "window": ("s", "C1"), "allon": ("*", "k")}
+    for kind in ("cca", "cca-ft", "window", "allon"):
         rs = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["flops_frac"])
         if not rs:
             continue

@@ -8,7 +8,10 @@ sliding-window Transformer at several windows, each a `zoo fit` of the AN4 recip
 
 Each run writes to <root>/<run>/ (checkpoints/, W&B offline logs, train.log) and gets a DONE marker when
 `zoo fit` exits 0; runs with a marker are skipped on the next call (so an interrupted sweep resumes where it
-stopped; pass --force to retrain). Every run is OMP_NUM_THREADS=1 (one core each; runs are sequential).
+stopped; pass --force to retrain). Every run is OMP_NUM_THREADS=1 (--threads); runs go one after another unless --parallel N.
+On a GPU machine (what trained the released sweep, see model_cards/cca-transformer-an4.design.md):
+
+    python scripts/cca_sweep.py --parallel 8 --extra --trainer.accelerator gpu --data.num_workers 1
 Then evaluate them all: python benchmarks/cca_pareto.py <root>/*
 
 The default sweep is exactly these commands (root exp/cca_sweep):
@@ -38,7 +41,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -55,7 +57,8 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def plan(root: str, lambdas, windows, allon: bool = True, max_steps: int | None = None) -> list[dict]:
+def plan(root: str, lambdas, windows, allon: bool = True, max_steps: int | None = None,
+         extra_args: list[str] | None = None) -> list[dict]:
     """[{"name", "kind", "value", "dir", "argv"}] for every run of the sweep, in order."""
     runs = []
     if allon:
@@ -73,6 +76,7 @@ def plan(root: str, lambdas, windows, allon: bool = True, max_steps: int | None 
             argv += ["--trainer.max_steps", str(max_steps),
                      "--model.init_args.scheduler.init_args.total_steps", str(max_steps),
                      "--model.init_args.scheduler.init_args.warmup_steps", str(min(400, max_steps // 10))]
+        argv += list(extra_args or [])
         out.append({"name": name, "kind": kind, "value": value, "dir": d, "argv": argv})
     return out
 
@@ -89,22 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-allon", dest="allon", action="store_false", help="skip the all-on Transformer run")
     ap.add_argument("--max_steps", "--max-steps", type=int, default=None, help="reduced training budget per run")
     ap.add_argument("--only", nargs="*", default=None, help="run names to keep (e.g. allon lam1 win8)")
+    ap.add_argument("--parallel", type=int, default=1, help="runs at a time (e.g. on a GPU machine)")
+    ap.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
+    ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                    help="arguments appended to every `zoo fit` (last option), e.g. --extra --trainer.accelerator gpu")
     ap.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     ap.add_argument("--force", action="store_true", help="rerun runs that have a DONE marker")
     args = ap.parse_args(argv)
     if len(args.lambdas) + len(args.windows) + args.allon == 0:
         ap.error("nothing to run")
-    runs = plan(args.root, args.lambdas, args.windows, args.allon, args.max_steps)
+    runs = plan(args.root, args.lambdas, args.windows, args.allon, args.max_steps, args.extra)
     if args.only is not None:
         runs = [r for r in runs if r["name"] in args.only]
     if args.dry_run:
         for r in runs:
             print(shell_line(r))
         return 0
-    here = Path(sys.executable).with_name("zoo")  # the zoo of the Python running this script, else PATH's
-    zoo_exe = str(here) if here.is_file() else (shutil.which("zoo") or "zoo")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    failed = []
+    zoo_cmd = [sys.executable, "-m", "zoo"]  # this Python's zoo (also where zoo is on PYTHONPATH, not installed)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    todo = []
     for r in runs:
         d = REPO / r["dir"] if not Path(r["dir"]).is_absolute() else Path(r["dir"])
         if (d / "DONE").is_file() and not args.force:
@@ -112,17 +119,27 @@ def main(argv: list[str] | None = None) -> int:
             continue
         d.mkdir(parents=True, exist_ok=True)
         (d / "DONE").unlink(missing_ok=True)
-        t0 = time.time()
-        print(f"[run ] {r['name']}: {shell_line(r)}", flush=True)
-        with open(d / "train.log", "w") as log:
-            rc = subprocess.call([zoo_exe, *r["argv"][1:]], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-        minutes = (time.time() - t0) / 60
-        if rc == 0:
-            (d / "DONE").write_text(f"{shell_line(r)}\nminutes {minutes:.1f}\n")
-        else:
-            failed.append(r["name"])
-        print(f"[{'done' if rc == 0 else 'FAIL'}] {r['name']}: exit {rc}, {minutes:.1f} min, log {d}/train.log",
-              flush=True)
+        todo.append((r, d))
+    failed, running = [], []
+    while todo or running:
+        while todo and len(running) < max(1, args.parallel):
+            r, d = todo.pop(0)
+            print(f"[run ] {r['name']}: {shell_line(r)}", flush=True)
+            log = open(d / "train.log", "w")
+            proc = subprocess.Popen([*zoo_cmd, *r["argv"][1:]], stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+            running.append((r, d, proc, log, time.time()))
+        time.sleep(2)
+        for item in [x for x in running if x[2].poll() is not None]:
+            running.remove(item)
+            r, d, proc, log, t0 = item
+            log.close()
+            rc, minutes = proc.returncode, (time.time() - t0) / 60
+            if rc == 0:
+                (d / "DONE").write_text(f"{shell_line(r)}\nminutes {minutes:.1f}\n")
+            else:
+                failed.append(r["name"])
+            print(f"[{'done' if rc == 0 else 'FAIL'}] {r['name']}: exit {rc}, {minutes:.1f} min, log {d}/train.log",
+                  flush=True)
     if failed:
         print(f"failed: {' '.join(failed)}", file=sys.stderr)
         return 1

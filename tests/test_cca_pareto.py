@@ -171,3 +171,76 @@ def test_sweep_commands_parse_in_the_real_cli(sweep, capsys):
             assert init["compute_weight"] == 0 and enc.window == 16 and not enc.gated
         else:
             assert init["compute_weight"] == 0 and not enc.gated and enc.window == 0
+
+
+def test_sweep_runs_in_parallel_with_extra_arguments(sweep, tmp_path, monkeypatch, capsys):
+    """--parallel N starts up to N `python -m zoo fit` processes at once; --extra reaches every command; DONE
+    markers are written for runs that exit 0 and failures are reported."""
+    import subprocess
+    import sys
+
+    started, live, peak = [], [], [0]
+
+    class FakeProc:
+        def __init__(self, argv, **kw):
+            self.argv, self.polls = argv, 0
+            started.append(argv)
+            live.append(self)
+            peak[0] = max(peak[0], len(live))
+            self.returncode = None
+
+        def poll(self):
+            self.polls += 1
+            if self.polls < 2:
+                return None
+            if self in live:
+                live.remove(self)
+            self.returncode = 1 if "lam2" in " ".join(self.argv) else 0
+            return self.returncode
+
+    monkeypatch.setattr(subprocess, "Popen", FakeProc)
+    monkeypatch.setattr(sweep.time, "sleep", lambda s: None)
+    root = tmp_path / "sw"
+    rc = sweep.main(["--root", str(root), "--lambdas", "1", "2", "--windows", "8", "--parallel", "2",
+                     "--extra", "--trainer.accelerator", "gpu"])
+    assert rc == 1 and "failed: lam2" in capsys.readouterr().err
+    assert len(started) == 4 and peak[0] == 2
+    assert all(a[:3] == [sys.executable, "-m", "zoo"] and a[-2:] == ["--trainer.accelerator", "gpu"]
+               for a in started)
+    assert sorted(p.parent.name for p in root.glob("*/DONE")) == ["allon", "lam1", "win8"]
+
+
+def test_python_m_zoo_is_the_zoo_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "zoo", "list"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0 and "lstm-rnnt-an4" in out.stdout
+
+
+def test_cca_init_from_allon_checkpoint(tmp_path):
+    """scripts/cca_init_from_allon.py: an all-on checkpoint -> a gated folder with the same weights and
+    every gate on at the start (weight 0, bias +2), which a CCA fine-tune can init_from."""
+    from zoo import from_pretrained
+    from zoo.hub import model_config
+
+    allon = _tiny_net({**TINY, "gated": False}, 0)
+    ck = tmp_path / "allon.ckpt"
+    torch.save({"zoo_config": model_config(allon), "state_dict": {f"net.{k}": v for k, v in allon.state_dict().items()}},
+               ck)
+    mod = _load("cca_init_from_allon", "scripts/cca_init_from_allon.py")
+    assert mod.main([str(ck), str(tmp_path / "init")]) == 0
+    net = from_pretrained(tmp_path / "init")
+    assert net.encoder.gated
+    for k, v in allon.state_dict().items():
+        if ".arbitrator." not in k:
+            assert torch.equal(v, net.state_dict()[k]), k
+    x = torch.randn(1, 16000, generator=torch.Generator().manual_seed(0)) * 0.1
+    with torch.no_grad():
+        net.encode(x, torch.tensor([16000]))
+    assert bool((net.encoder.last_gates == 1).all())  # eval gates: every MHA/FFN on, as the all-on model
+    win = _tiny_net({**TINY, "gated": False, "window": 4}, 2)
+    torch.save({"zoo_config": model_config(win), "state_dict": {f"net.{k}": v for k, v in win.state_dict().items()}},
+               tmp_path / "win.ckpt")
+    with pytest.raises(SystemExit, match="not a full-context"):
+        mod.main([str(tmp_path / "win.ckpt"), str(tmp_path / "init2")])

@@ -261,3 +261,45 @@ def test_fit_tiny_and_export(tmp_path, turn_tokens):
     net = from_pretrained(out)
     assert isinstance(net, STSASR) and net.turn_tokens is (turn_tokens == "true")
     assert np.isfinite(net.featurizer.std.numpy()).all() and (net.featurizer.mean != 0).any()
+
+
+def test_warm_start_from_a_single_speaker_transducer(tmp_path, session):
+    """asr_init: the ASR encoder's LSTM layers are split between the mixture and recognition encoders, the
+    separator starts as the identity on each channel, and featurizer, predictor and joiner are copied (token
+    rows the ASR model lacks stay as they were). A mismatched split is a clear error."""
+    from zoo.asr import TransducerASR
+    from zoo.errors import ZooError
+    from zoo.hub import model_config, save_pretrained
+    from zoo.nets.sts import warm_start_from_transducer
+
+    torch.manual_seed(0)
+    asr = TransducerASR({"name": "lstm", "stack": 4, "hidden": 32, "layers": 3, "dropout": 0.0},
+                        {"embed_dim": 16, "hidden": 32}, {"joint_dim": 32}, {"n_mels": 40}, tokenizer=CharTokenizer())
+    asr.featurizer.set_stats(torch.full((40,), -4.0), torch.full((40,), 2.5))
+    enc = {"mixture": {"name": "lstm", "stack": 4, "hidden": 32, "layers": 2, "dropout": 0.0},
+           "recognition": {"name": "lstm", "stack": 1, "hidden": 32, "layers": 1, "dropout": 0.0}}
+    cfg = {**TINY_STS, "encoder": enc}
+    sts = STSASR(**cfg, tokenizer=sts_tokenizer(True), turn_tokens=True)
+    eot_row = sts.joiner.out.weight[sts.eot].clone()
+    done = warm_start_from_transducer(sts, asr)
+    assert len(done) == 5
+    src = dict(asr.encoder.lstm.named_parameters())
+    assert torch.equal(sts.encoder.mixture.lstm.weight_ih_l1, src["weight_ih_l1"])
+    assert torch.equal(sts.encoder.recognition.lstm.weight_hh_l0, src["weight_hh_l2"])
+    assert torch.equal(sts.featurizer.mean, asr.featurizer.mean)
+    v = asr.joiner.out.weight.shape[0]
+    assert torch.equal(sts.joiner.out.weight[:v], asr.joiner.out.weight)
+    assert torch.equal(sts.joiner.out.weight[sts.eot], eot_row)  # <eot> row untouched
+    assert torch.equal(sts.predictor.embed.weight[:v], asr.predictor.embed.weight)
+    h = torch.randn(2, 5, 32)
+    s = sts.encoder.separate(h).view(2, 2, 5, 32)
+    assert torch.allclose(s, 0.5 * h[:, None].expand_as(s), rtol=0.1, atol=0.02)  # identity projection, mask ~0.5
+    bad = STSASR(**TINY_STS, tokenizer=sts_tokenizer(True), turn_tokens=True)  # 1 + 1 layers of 32/24
+    with pytest.raises(ZooError, match="layer for layer"):
+        warm_start_from_transducer(bad, asr)
+    # through the task (asr_init = a model folder): statistics come with it, no refit needed
+    folder = save_pretrained(asr.eval(), tmp_path / "asr", config=model_config(asr))
+    task = STSTask(encoder=enc, predictor=TINY_STS["predictor"], joiner=TINY_STS["joiner"],
+                   featurizer=TINY_STS["featurizer"], asr_init=str(folder))
+    assert task.stats_ready and torch.equal(task.net.featurizer.std, asr.featurizer.std)
+    assert torch.equal(task.net.encoder.recognition.lstm.bias_ih_l0, src["bias_ih_l2"])

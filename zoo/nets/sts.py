@@ -319,3 +319,53 @@ class STSStreamingSession(StreamingSession):
                 self._seen.add(("end", t.channel, t.start))
                 events.append(TurnEvent("end", t.channel, t.end, t.text))
         return STSStreamResult(new_text=new, text=texts, events=events, turns=turns)
+
+
+def warm_start_from_transducer(sts: STSASR, asr: TransducerASR) -> list[str]:
+    """Initialise ``sts`` from a single-speaker transducer with an LSTM encoder (e.g. ``lstm-rnnt-an4``), in place.
+
+    The ASR encoder's LSTM layers are split between the STS mixture encoder (first layers, with the input
+    LayerNorm) and the recognition encoder (last layers); the separator starts as "each channel = the mixture
+    encoding" (projection = identity, mask logits 0 plus small noise); the featurizer (with its statistics),
+    predictor and joiner are copied, the rows of tokens the ASR model lacks (``<sot>``, ``<eot>``) keep their
+    random init. So at step 0 both channels run the single-speaker recogniser. Returns what was copied.
+    """
+    mix, rec, src = sts.encoder.mixture, sts.encoder.recognition, asr.encoder
+    for enc, what in ((mix, "mixture"), (rec, "recognition"), (src, "ASR")):
+        if not hasattr(enc, "lstm"):
+            raise ZooError(f"warm start needs LSTM encoders; the {what} encoder is {type(enc).__name__}")
+    n_mix, n_rec = mix.lstm.num_layers, rec.lstm.num_layers
+    if (src.lstm.num_layers != n_mix + n_rec or src.lstm.hidden_size != mix.lstm.hidden_size
+            or rec.lstm.hidden_size != src.lstm.hidden_size or src.subsampling != mix.subsampling
+            or rec.subsampling != 1):
+        raise ZooError(f"cannot warm-start: the ASR encoder ({src.config()}) must equal the mixture encoder "
+                       f"({mix.config()}) followed by the recognition encoder ({rec.config()}) layer for layer; "
+                       "set encoder.mixture / encoder.recognition to split it")
+    if sts.tokenizer.vocab != asr.tokenizer.vocab:
+        raise ZooError("cannot warm-start: the ASR model's characters differ from the STS vocab")
+    with torch.no_grad():
+        sts.featurizer.load_state_dict(asr.featurizer.state_dict())
+        mix.norm.load_state_dict(src.norm.state_dict())
+        src_p = dict(src.lstm.named_parameters())
+        for name, p in mix.lstm.named_parameters():
+            p.copy_(src_p[name])
+        for name, p in rec.lstm.named_parameters():  # weight_ih_l0 <- weight_ih_l{n_mix}, ...
+            layer = int(name.rsplit("_l", 1)[1])
+            p.copy_(src_p[name.rsplit("_l", 1)[0] + f"_l{layer + n_mix}"])
+        d, c = mix.output_dim, sts.encoder.channels
+        w = sts.encoder.separator.weight.view(c, 2, d, d)
+        b = sts.encoder.separator.bias.view(c, 2, d)
+        w[:, 0].normal_(0.0, 0.01); b[:, 0].zero_()      # mask logits ~0 -> mask 0.5 (rec. LayerNorm rescales)
+        w[:, 1].copy_(torch.eye(d)); b[:, 1].zero_()     # projection = identity
+        for dst, srcm in ((sts.predictor, asr.predictor), (sts.joiner, asr.joiner)):
+            src_sd = srcm.state_dict()
+            for name, p in dst.state_dict().items():
+                q = src_sd[name]
+                if p.shape == q.shape:
+                    p.copy_(q)
+                elif p.dim() == q.dim() and p.shape[1:] == q.shape[1:] and p.shape[0] > q.shape[0]:
+                    p[: q.shape[0]].copy_(q)  # token rows: the ASR ids are the leading STS ids
+                else:
+                    raise ZooError(f"cannot warm-start {name}: shape {tuple(q.shape)} vs {tuple(p.shape)}")
+    return ["featurizer", f"mixture <- ASR LSTM layers 0-{n_mix - 1}",
+            f"recognition <- ASR LSTM layers {n_mix}-{n_mix + n_rec - 1}", "predictor", "joiner"]

@@ -63,6 +63,9 @@ class STSTask(L.LightningModule):
         turn_tokens: STS (true) or the multi-turn RNN-T baseline without turn tokens (false).
         turn_gap_s: baseline segmentation gap (see ``STSASR``).
         init_from: start from a zoo STS model (name, folder or Hub id).
+        asr_init: warm start from a single-speaker zoo transducer with an LSTM encoder (name, folder or Hub id,
+            e.g. ``lstm-rnnt-an4``): see :func:`zoo.nets.sts.warm_start_from_transducer`. Our choice, so that
+            the CPU budget is spent on separation and turns rather than on the all-blank plateau of RNN-T.
         fastemit_lambda: FastEmit lambda (0 disables it).
         activity_weight: weight of the speech-activity BCE (0 disables it).
         eot_penalty, eot_tolerance: end-of-turn latency penalty per second late, and the lateness it forgives (s).
@@ -73,7 +76,8 @@ class STSTask(L.LightningModule):
 
     def __init__(self, encoder: dict | None = None, predictor: dict | None = None, joiner: dict | None = None,
                  featurizer: dict | None = None, vocab: str | None = None, turn_tokens: bool = True,
-                 turn_gap_s: float = 1.0, init_from: str | None = None, fastemit_lambda: float = 0.01,
+                 turn_gap_s: float = 1.0, init_from: str | None = None, asr_init: str | None = None,
+                 fastemit_lambda: float = 0.01,
                  activity_weight: float = 0.2, eot_penalty: float = 1.0, eot_tolerance: float = 0.2,
                  spec_augment: dict | None = None, normalizer: str = "upper", stats_batches: int = 50,
                  optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
@@ -86,6 +90,12 @@ class STSTask(L.LightningModule):
             self.net = STSASR(encoder, predictor, joiner, featurizer, sts_tokenizer(turn_tokens, vocab),
                               turn_tokens=turn_tokens, turn_gap_s=turn_gap_s)
             self.stats_ready = False
+            if asr_init:
+                from zoo.asr import TransducerASR
+                from zoo.nets.sts import warm_start_from_transducer
+
+                warm_start_from_transducer(self.net, pretrained_net(asr_init, TransducerASR, "a transducer ASR model"))
+                self.stats_ready = True  # the featurizer statistics come with the ASR model
         self.spec_augment = SpecAugment(**spec_augment) if spec_augment is not None else None
         self.normalize = get_normalizer(normalizer)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
