@@ -242,7 +242,10 @@ trained the model.
              f"the turns' words only (no turn tokens; a turn ends after {m.get('turn_gap_s', 1.0)} s without tokens)")
     w = mix.get("overlap_weights")
     weights = ", ".join(f"{k} {v}" for k, v in w.items()) if isinstance(w, dict) else "uniform"
-    recipe_md = f"""Trained from scratch{{t}} on a 2-core CPU{f", {steps} steps" if steps else ""}, on two-speaker sessions mixed on the
+    start = (f"Warm-started from the single-speaker `{m['asr_init']}` (its LSTM layers split between the mixture and "
+             "recognition encoders, separator = identity per channel, featurizer, predictor and joiner copied: "
+             "`zoo.nets.sts.warm_start_from_transducer`), then trained" if m.get("asr_init") else "Trained from scratch")
+    recipe_md = f"""{start}{{t}} on a 2-core CPU{f", {steps} steps" if steps else ""}, on two-speaker sessions mixed on the
 fly from AN4 train minus a speaker-disjoint dev slice: every training utterance becomes the first turn of a
 session of {mix.get("min_turns", 2)}-{mix.get("max_turns", 4)} alternating turns with another training speaker (overlap-bin weights
 {weights}; gaps {mix.get("gap", [0.1, 1.0])} s). Validation: {val} fixed sessions of the dev speakers.

@@ -33,6 +33,13 @@ def test_released_card_matches_config(name):
         assert "zoo score --model " + name in card.text                 # ... with its command
         assert 0 < cfg["verification"]["threshold"] < 1                 # calibrated on dev, stored
         expected = {"eval_an4sv_eval.txt"}
+    elif cfg.get("task") == "multitalker-asr":
+        cp = 100 * res["all"]["cpwer"]
+        assert card_metrics["cpWER"] == pytest.approx(cp, abs=0.01)
+        assert card_metrics["ORC-WER"] == pytest.approx(100 * res["all"]["orcwer"], abs=0.01)
+        assert f"{cp:.2f}" in card.text                                 # the table shows the same number
+        assert "zoo evaluate --model " + name in card.text             # ... with its command
+        expected = {"eval_an4mix_test.txt"}
     else:
         assert card_metrics["WER (greedy)"] == pytest.approx(100 * res["greedy"]["wer"], abs=0.01)
         assert f"{100 * res['greedy']['wer']:.2f}" in card.text          # the table shows the same number
@@ -51,5 +58,7 @@ def test_list_models_reports_released_numbers():
         if m.name in RELEASED:
             if m.task == "speaker":
                 assert m.params and not m.streaming and m.metric.startswith("EER ")
+            elif m.task == "multitalker-asr":
+                assert m.params and m.streaming and "cpWER" in m.metric
             else:
                 assert m.params and m.streaming and m.metric.startswith("WER ")

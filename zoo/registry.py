@@ -22,6 +22,8 @@ MODELS: dict[str, dict] = {
     "ecapa-an4": {"task": "speaker", "description": "ECAPA-TDNN speaker embeddings (verification baseline), CMU AN4"},
     "arw-ecapa-an4": {"task": "speaker", "description": "ECAPA-TDNN trained with adversarial reweighting (ARW-PW), CMU AN4"},
     "emformer-rnnt-an4": {"task": "asr", "description": "Emformer RNN-T (char), streaming, trained on CMU AN4"},
+    "transformer-rnnt-an4": {"task": "asr", "description": "causal Transformer RNN-T (char), all MHA/FFN on: the CCA baseline, CMU AN4"},
+    "cca-transformer-an4": {"task": "asr", "description": "compute-cost-amortized Transformer RNN-T: per-frame MHA/FFN skipping (-32% FLOPs), CMU AN4"},
 }
 
 
