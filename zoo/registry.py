@@ -23,6 +23,8 @@ MODELS: dict[str, dict] = {
     "arw-ecapa-an4": {"task": "speaker", "description": "ECAPA-TDNN trained with adversarial reweighting (ARW-PW), CMU AN4"},
     "emformer-rnnt-an4": {"task": "asr", "description": "Emformer RNN-T (char), streaming, trained on CMU AN4"},
     "transformer-rnnt-an4": {"task": "asr", "description": "causal Transformer RNN-T (char), all MHA/FFN on: the CCA baseline, CMU AN4"},
+    "sts-an4": {"task": "multitalker-asr", "description": "Separator-Transducer-Segmenter: 2-speaker streaming ASR with <sot>/<eot> turn tokens, AN4 mixtures"},
+    "sts-noturn-an4": {"task": "multitalker-asr", "description": "STS baseline without turn tokens (multi-turn RNN-T style), AN4 mixtures"},
     "cca-transformer-an4": {"task": "asr", "description": "compute-cost-amortized Transformer RNN-T: per-frame MHA/FFN skipping (-32% FLOPs), CMU AN4"},
 }
 
