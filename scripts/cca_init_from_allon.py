@@ -10,6 +10,7 @@ import argparse
 
 import torch
 
+from zoo.errors import ZooError
 from zoo.export import net_from_checkpoint
 from zoo.hub import model_config, save_pretrained
 from zoo.registry import architecture_class
@@ -22,9 +23,12 @@ def main(argv=None) -> int:
     ap.add_argument("ckpt")
     ap.add_argument("out")
     args = ap.parse_args(argv)
-    net, cfg = net_from_checkpoint(args.ckpt)
+    try:
+        net, cfg = net_from_checkpoint(args.ckpt)
+    except ZooError as e:
+        raise SystemExit(f"error: {e}") from None
     if cfg["model"]["encoder"].get("name") != "cca_transformer" or cfg["model"]["encoder"].get("window", 0):
-        raise SystemExit(f"{args.ckpt}: not a full-context cca_transformer checkpoint")
+        raise SystemExit(f"error: {args.ckpt}: not a full-context cca_transformer checkpoint")
     model = {**cfg["model"], "encoder": {**cfg["model"]["encoder"], "gated": True}}
     gated = architecture_class(cfg["architecture"])(**model, tokenizer=net.tokenizer)
     gated.load_state_dict(net.state_dict(), strict=True)

@@ -20,7 +20,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     for p in map(Path, args.ckpts):
-        ck = torch.load(p, map_location="cpu", weights_only=False)
+        try:
+            ck = torch.load(p, map_location="cpu", weights_only=False)
+            ck["state_dict"], ck["hyper_parameters"]
+        except Exception as e:  # noqa: BLE001 - one line whatever is wrong with the file
+            raise SystemExit(f"error: {p}: not a slim sweep checkpoint (state_dict + hyper_parameters): "
+                             f"{type(e).__name__}: {' '.join(str(e).split())[:120]}") from None
         hp = {k: v for k, v in ck["hyper_parameters"].items() if not k.startswith("_")}
         hp.pop("optimizer", None), hp.pop("scheduler", None)
         task = TransducerTask(**hp)

@@ -242,5 +242,20 @@ def test_cca_init_from_allon_checkpoint(tmp_path):
     win = _tiny_net({**TINY, "gated": False, "window": 4}, 2)
     torch.save({"zoo_config": model_config(win), "state_dict": {f"net.{k}": v for k, v in win.state_dict().items()}},
                tmp_path / "win.ckpt")
-    with pytest.raises(SystemExit, match="not a full-context"):
+    with pytest.raises(SystemExit, match="^error: .*not a full-context"):
         mod.main([str(tmp_path / "win.ckpt"), str(tmp_path / "init2")])
+
+
+def test_gpu_checkpoint_scripts_reject_bad_files_in_one_line(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_text("not a checkpoint")
+    init = _load("cca_init_from_allon", "scripts/cca_init_from_allon.py")
+    with pytest.raises(SystemExit, match=r"^error: cannot read .*bad.ckpt as a Lightning checkpoint"):
+        init.main([str(bad), str(tmp_path / "out")])
+    unpack = _load("unpack_gpu_ckpts", "scripts/unpack_gpu_ckpts.py")
+    with pytest.raises(SystemExit, match=r"^error: .*bad.ckpt: not a slim sweep checkpoint"):
+        unpack.main([str(bad), "--out", str(tmp_path / "o")])
+    torch.save({"state_dict": {}}, tmp_path / "nohp.ckpt")
+    with pytest.raises(SystemExit, match="not a slim sweep checkpoint"):
+        unpack.main([str(tmp_path / "nohp.ckpt"), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()

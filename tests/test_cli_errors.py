@@ -160,3 +160,20 @@ def test_config_that_cannot_build_a_net(bad, tmp_path, capsys, edit):
     cap = capsys.readouterr()
     assert rc == 2
     _check_one_error_line(cap.err, cap.out, str(folder))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model.init_args.asr_init", "ecapa-an4"], "'ecapa-an4' is not a transducer ASR model"),
+    (["--model.init_args.asr_init", "lstm-rnnt-an4", "--model.init_args.init_from", "lstm-rnnt-an4"],
+     "give init_from (an STS model) or asr_init"),
+    (["--model.init_args.asr_init", "emformer-rnnt-an4"], "warm start needs LSTM encoders"),
+])
+def test_fit_with_a_bad_warm_start_is_one_line(tmp_path, capsys, extra, message):
+    """zoo fit: a ZooError raised while the task is built (wrapped by jsonargparse) -> `error: ...`, exit 2."""
+    rc = main(["fit", "--config", "configs/ci/sts_tiny.yaml", "--trainer.default_root_dir", str(tmp_path / "run"),
+               "--trainer.enable_progress_bar", "false", *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1].startswith("error: ") and message in err[-1]
+    assert not any("Traceback" in line for line in err)
+    assert not (tmp_path / "run" / "checkpoints").exists()

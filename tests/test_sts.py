@@ -303,3 +303,23 @@ def test_warm_start_from_a_single_speaker_transducer(tmp_path, session):
                    featurizer=TINY_STS["featurizer"], asr_init=str(folder))
     assert task.stats_ready and torch.equal(task.net.featurizer.std, asr.featurizer.std)
     assert torch.equal(task.net.encoder.recognition.lstm.bias_ih_l0, src["bias_ih_l2"])
+
+
+def test_warm_start_rejects_other_vocab_and_non_lstm_encoders():
+    from zoo.asr import TransducerASR
+    from zoo.errors import ZooError
+    from zoo.nets.sts import warm_start_from_transducer
+
+    enc = {"mixture": {"name": "lstm", "stack": 4, "hidden": 32, "layers": 1, "dropout": 0.0},
+           "recognition": {"name": "lstm", "stack": 1, "hidden": 32, "layers": 1, "dropout": 0.0}}
+    sts = STSASR(**{**TINY_STS, "encoder": enc}, tokenizer=sts_tokenizer(True), turn_tokens=True)
+    lstm2 = {"name": "lstm", "stack": 4, "hidden": 32, "layers": 2, "dropout": 0.0}
+    other_vocab = TransducerASR(lstm2, {"embed_dim": 16, "hidden": 32}, {"joint_dim": 32}, {"n_mels": 40},
+                                tokenizer=CharTokenizer("ABC"))
+    with pytest.raises(ZooError, match="characters differ"):
+        warm_start_from_transducer(sts, other_vocab)
+    conv = TransducerASR({"name": "cca_transformer", "stack": 4, "d_model": 32, "heads": 2, "ffn_dim": 48,
+                          "layers": 2, "left_context": 16}, {"embed_dim": 16, "hidden": 32}, {"joint_dim": 32},
+                         {"n_mels": 40}, tokenizer=CharTokenizer())
+    with pytest.raises(ZooError, match="needs LSTM encoders; the ASR encoder is CCATransformerEncoder"):
+        warm_start_from_transducer(sts, conv)

@@ -39,7 +39,9 @@ def pretrained_net(init_from: str, cls: type, what: str):
     ``.train()`` fine-tuning would silently run with dropout off."""
     from zoo.hub import from_pretrained
 
+    from zoo.errors import ZooError
+
     net = from_pretrained(init_from).train()
     if not isinstance(net, cls):
-        raise ValueError(f"init_from {init_from!r} is not {what}")
+        raise ZooError(f"{init_from!r} is not {what}; pick one from `zoo list`, a model folder or a Hub id")
     return net

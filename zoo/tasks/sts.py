@@ -33,6 +33,7 @@ import torch.nn.functional as F
 import torchaudio
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
+from zoo.errors import ZooError
 from zoo.multitalker_metrics import cpwer, emission_latency, orcwer, turn_counting_accuracy
 from zoo.nets.sts import SOT, EOT, STSASR, sts_tokenizer
 from zoo.tasks.common import pretrained_net
@@ -83,6 +84,9 @@ class STSTask(L.LightningModule):
                  optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        if init_from and asr_init:
+            raise ZooError("give init_from (an STS model) or asr_init (a single-speaker transducer to warm-start "
+                           "from), not both")
         if init_from:
             self.net = pretrained_net(init_from, STSASR, "an STS model")
             self.stats_ready = True
