@@ -47,6 +47,7 @@ from zoo.nets.encoder import stack_frames
 
 KINDS = {"cca": "CCA (gated, from scratch)", "cca-ft": "CCA (gated, fine-tuned from all on)", "window": "sliding window",
          "allon": "all on"}
+GATED = ("cca", "cca-ft")
 
 
 # --- inputs ----------------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ def find_baseline(rows: list[dict], baseline: str | None) -> dict | None:
 def _label(r: dict) -> str:
     if r["kind"] == "window":
         return f"W={r['window']}"
-    if r["kind"] in ("cca", "cca-ft"):
+    if r["kind"] in GATED:
         return "λ=?" if r["value"] is None else f"λ={r['value']:g}"
     return "all on"
 
@@ -269,7 +270,7 @@ def layer_table(rows: list[dict]) -> str:
 
 def verdict(rows: list[dict]) -> list[str]:
     pts = [(r["flops_frac"], r["wer"]) for r in rows]
-    cca = [i for i, r in enumerate(rows) if r["kind"] in ("cca", "cca-ft")]
+    cca = [i for i, r in enumerate(rows) if r["kind"] in GATED]
     out = []
     for i, r in enumerate(rows):
         if r["kind"] == "window":

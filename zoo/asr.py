@@ -107,12 +107,17 @@ class TransducerASR(nn.Module):
         enc, elens = self.encode(wav, lens)
         return [self.tokenizer.decode(toks) for toks in self.decode(enc, elens, beam_size)]
 
-    def stream_transcribe(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> str:
-        """Push a whole (S,) waveform at the model's rate through a fresh session, chunk by chunk."""
+    def stream_all(self, wav: torch.Tensor, chunk_ms: float = 160.0):
+        """Push a whole (S,) waveform at the model's rate through a fresh session, chunk by chunk; the final
+        result of the session (``StreamResult``, or the subclass's)."""
         s = self.stream(chunk_ms=chunk_ms)
         for i in range(0, wav.numel(), s.chunk):
             s.accept_waveform(wav[i:i + s.chunk])
-        return s.finalize().text
+        return s.finalize()
+
+    def stream_transcribe(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> str:
+        """The text of :meth:`stream_all`."""
+        return self.stream_all(wav, chunk_ms).text
 
     def stream(self, chunk_ms: float = 160.0) -> "StreamingSession":
         """A streaming session (greedy search) that accepts audio of any length at a time."""

@@ -248,10 +248,8 @@ class STSASR(TransducerASR):
         return self.decode_turns(enc, elens, lens)
 
     def stream_transcribe(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> list[Turn]:
-        s = self.stream(chunk_ms=chunk_ms)
-        for i in range(0, wav.numel(), s.chunk):
-            s.accept_waveform(wav[i:i + s.chunk])
-        return s.finalize().turns
+        """The turns of :meth:`stream_all`."""
+        return self.stream_all(wav, chunk_ms).turns
 
     def stream(self, chunk_ms: float = 160.0) -> "STSStreamingSession":
         return STSStreamingSession(self, chunk_ms)
