@@ -102,3 +102,37 @@ def test_refuses_to_replace_a_non_model_folder(ckpt, tmp_path, capsys):
     assert main(["export", str(ckpt), str(precious)]) == 2
     assert "not a model folder" in one_line_error(capsys)
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_export_averages_checkpoints(ckpt, tmp_path, capsys):
+    """Several .ckpt files -> one folder whose weights are their elementwise mean (icefall/ESPnet averaging)."""
+    ck = torch.load(ckpt, map_location="cpu", weights_only=True)
+    paths = []
+    for i, scale in enumerate((0.5, 1.5)):
+        c = dict(ck)
+        c["state_dict"] = {k: (v * scale if v.is_floating_point() else v) for k, v in ck["state_dict"].items()}
+        paths.append(tmp_path / f"c{i}.ckpt")
+        torch.save(c, paths[-1])
+    out = tmp_path / "avg"
+    assert main(["export", *map(str, paths), str(out)]) == 0
+    assert "average of 2 checkpoints" in capsys.readouterr().out
+    got = load_file(out / "model.safetensors")
+    want = {k[len("net."):]: v for k, v in ck["state_dict"].items() if k.startswith("net.")}
+    key = next(k for k, v in want.items() if v.is_floating_point() and v.abs().sum() > 0 and "featurizer" not in k)
+    assert torch.allclose(got[key], want[key], atol=1e-6)  # mean of 0.5x and 1.5x is 1x
+    assert json.loads((out / "config.json").read_text())["averaged_from"] == ["c0.ckpt", "c1.ckpt"]
+
+
+def test_export_average_best_of_run_folder(tmp_path, capsys, an4_root):
+    from zoo.export import best_checkpoints
+
+    root = tmp_path / "run"  # 1-batch epochs: validation (and a scored checkpoint) after each step
+    run(["fit", "--config", TINY, "--trainer.default_root_dir", str(root), "--data.data_dir", str(an4_root),
+         "--trainer.max_steps", "2", "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1"])
+    folder = root / "checkpoints"
+    best = best_checkpoints(folder, 1)
+    assert best[0].parent == folder and best[0].name.startswith("best-")
+    assert main(["export", str(folder), str(tmp_path / "avg1"), "--average", "1"]) == 0
+    assert main(["export", str(folder), str(tmp_path / "avg99"), "--average", "99"]) == 2
+    assert "fewer than --average 99" in one_line_error(capsys)
+    assert not (tmp_path / "avg99").exists()

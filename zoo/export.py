@@ -11,22 +11,68 @@ import torch
 from zoo.errors import ModelFolderError, ZooError
 
 
-def net_from_checkpoint(ckpt_path: str | Path):
-    """Rebuild the net of a zoo Lightning checkpoint (loaded with ``weights_only=True``)."""
-    from zoo.registry import architecture_class
-    from zoo.text import build_tokenizer
-
-    p = Path(ckpt_path)
+def _load_ckpt(p: Path) -> dict:
     if p.is_dir():
-        raise ZooError(f"{p} is a folder; give the .ckpt file written by zoo fit (e.g. {p}/last.ckpt)")
+        raise ZooError(f"{p} is a folder; give the .ckpt file written by zoo fit (e.g. {p}/last.ckpt), "
+                       "or --average N to average its N best checkpoints")
     if not p.is_file():
         raise ZooError(f"checkpoint not found: {p}")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
         # one line: weights-only unpickling errors are multi-line essays
         why = " ".join(str(e).split())[:160]
         raise ZooError(f"cannot read {p} as a Lightning checkpoint ({type(e).__name__}: {why})") from None
+
+
+def best_checkpoints(folder: str | Path, n: int) -> list[Path]:
+    """The ``n`` best checkpoints of a ``zoo fit`` checkpoint folder, best first, by the score its
+    ``ModelCheckpoint`` recorded (read from ``last.ckpt``, looked up by file name in ``folder``)."""
+    folder = Path(folder)
+    if n < 1:
+        raise ZooError(f"--average needs a positive number of checkpoints, got {n}")
+    last = _load_ckpt(folder / "last.ckpt") if (folder / "last.ckpt").is_file() else None
+    if last is None:
+        raise ZooError(f"{folder} has no last.ckpt: give the checkpoints folder of a zoo fit run")
+    for key, state in (last.get("callbacks") or {}).items():
+        if key.startswith("ModelCheckpoint") and state.get("best_k_models"):
+            mode_max = "'mode': 'max'" in key
+            scored = [(float(v), folder / Path(k).name) for k, v in state["best_k_models"].items()]
+            scored = [(v, p) for v, p in scored if p.is_file()]
+            scored.sort(key=lambda t: -t[0] if mode_max else t[0])
+            if len(scored) < n:
+                raise ZooError(f"{folder} holds {len(scored)} scored checkpoints, fewer than --average {n}")
+            return [p for _, p in scored[:n]]
+    raise ZooError(f"{folder}/last.ckpt records no scored checkpoints (ModelCheckpoint with monitor and save_top_k)")
+
+
+def average_state_dicts(states: list[dict]) -> dict:
+    """Elementwise mean of floating-point tensors (as icefall / ESPnet average checkpoints); other entries
+    (integer buffers) are taken from the first."""
+    keys = set(states[0])
+    for s in states[1:]:
+        if set(s) != keys:
+            raise ZooError("checkpoints to average have different parameters (not from the same run/config)")
+    out = {}
+    for k, v in states[0].items():
+        if torch.is_tensor(v) and v.is_floating_point():
+            out[k] = sum(s[k].double() for s in states).div(len(states)).to(v.dtype)
+        else:
+            out[k] = v
+    return out
+
+
+def net_from_checkpoint(ckpt_path: str | Path | list, average: list | None = None):
+    """Rebuild the net of a zoo Lightning checkpoint (loaded with ``weights_only=True``); with ``average``
+    (more checkpoint paths of the same run), the weights are the mean over ``ckpt_path`` and those."""
+    from zoo.registry import architecture_class
+    from zoo.text import build_tokenizer
+
+    p = Path(ckpt_path)
+    ckpt = _load_ckpt(p)
+    if average:
+        others = [_load_ckpt(Path(a)) for a in average]
+        ckpt["state_dict"] = average_state_dicts([ckpt["state_dict"]] + [o.get("state_dict", {}) for o in others])
     cfg = ckpt.get("zoo_config") if isinstance(ckpt, dict) else None
     if not isinstance(cfg, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise ZooError(f"{p} has no zoo_config: it was not written by a zoo task (zoo fit)")
@@ -50,10 +96,11 @@ def net_from_checkpoint(ckpt_path: str | Path):
     return net.eval(), cfg
 
 
-def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, name: str | None = None,
+def export_checkpoint(ckpt_path: str | Path | list, out_dir: str | Path, name: str | None = None,
                       results: dict | None = None, card_extra: dict | None = None) -> Path:
     """Write ``out_dir`` (config.json, model.safetensors, tokenizer, README.md) and verify it reloads
-    to a model whose outputs equal the checkpoint's on a test signal."""
+    to a model whose outputs equal the checkpoint's on a test signal. A list of checkpoints is averaged
+    (``config.json`` records their file names under ``averaged_from``)."""
     from zoo.cards import render_card
     from zoo.hub import load_folder, model_config, save_pretrained
 
@@ -63,8 +110,11 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, name: str | No
         # save_pretrained replaces the folder wholesale: never do that to something that is not a model folder
         raise ZooError(f"{out_dir} exists and is not a model folder (no config.json); "
                        "choose a new or empty output folder")
-    net, ck_cfg = net_from_checkpoint(ckpt_path)
+    paths = [Path(c) for c in ckpt_path] if isinstance(ckpt_path, (list, tuple)) else [Path(ckpt_path)]
+    net, ck_cfg = net_from_checkpoint(paths[0], average=paths[1:])
     cfg = model_config(net, normalizer=ck_cfg.get("normalizer", "upper"))
+    if len(paths) > 1:
+        cfg["averaged_from"] = [p.name for p in paths]
     if results:
         cfg["results"] = results
     name = name or out_dir.name

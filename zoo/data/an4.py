@@ -53,7 +53,7 @@ def _read_split(d: Path, split: str):
         recs.append(rec)
         sups.append(SupervisionSegment(id=rec.id, recording_id=rec.id, start=0.0, duration=rec.duration,
                                        text=normalize_an4(line), speaker=spk, gender=spk[0],
-                                       language="en"))
+                                       language="en", custom={"corpus": "an4"}))
     return CutSet.from_manifests(RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups))
 
 

@@ -14,6 +14,8 @@ from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.an4 import an4_cuts, an4_speaker_split
+from zoo.data.augment import WaveAugment
+from zoo.data.corpora import corpus_cuts
 from zoo.data.manifest import load_cuts
 from zoo.data.mix import SessionMixer, cut_turns, fixed_sessions
 
@@ -25,12 +27,14 @@ class AudioBatchDataset(Dataset):
     (per cut, its supervisions as ``(speaker, start_s, end_s, text)`` in start order), and with
     ``speaker_index`` (speaker -> class) also ``speaker_index`` (B,) long, -1 for speakers not in the map.
     ``cut_transforms`` (CutSet -> CutSet, applied per batch before loading) is where on-the-fly
-    augmentation and multi-speaker mixing plug in.
+    augmentation and multi-speaker mixing plug in; ``wave_augment`` ((S,) -> (S,)) runs on each waveform.
     """
 
     def __init__(self, sample_rate: int = 16000, cut_transforms: list[Callable[[CutSet], CutSet]] | None = None,
-                 speaker_index: dict[str, int] | None = None):
+                 speaker_index: dict[str, int] | None = None,
+                 wave_augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.sample_rate = sample_rate
+        self.wave_augment = wave_augment
         self.cut_transforms = list(cut_transforms or [])
         self.speaker_index = speaker_index
 
@@ -43,6 +47,8 @@ class AudioBatchDataset(Dataset):
             a = a.mean(0) if a.dim() == 2 else a
             if c.sampling_rate != self.sample_rate:
                 a = AF.resample(a, c.sampling_rate, self.sample_rate)
+            if self.wave_augment is not None:
+                a = self.wave_augment(a)
             wavs.append(a)
             sup = c.supervisions[0] if c.supervisions else None
             texts.append(" ".join(s.text or "" for s in c.supervisions).strip())
@@ -133,6 +139,11 @@ class SpeechDataModule(L.LightningDataModule):
         oversample: ``{speakers: [ids] | file, factor: n}``: training cuts of these speakers appear ``n`` times
             per epoch (copies with new ids; the same as sampling them with weight ``n``), e.g. the bottom cohort
             of a fairness audit. ``file``: one speaker per line, or JSON (a list or ``{"speakers": [...]}``).
+        corpora: a weighted mix of corpus recipes instead of ``corpus``, e.g. ``{an4: 3, speechocean762: 1}``:
+            each weight is the number of passes over that corpus's training cuts per epoch (fractions take a
+            seeded random subset); val = the union of their dev sets, test = the union of their test sets.
+        augment: waveform augmentation of training audio (``zoo.data.augment.WaveAugment`` kwargs, e.g.
+            ``{bandwidth_prob: 0.3, gain_db: [-6, 6]}``).
     """
 
     def __init__(self, corpus: str | None = "an4", data_dir: str | None = None,
@@ -142,7 +153,8 @@ class SpeechDataModule(L.LightningDataModule):
                  max_cut_duration: float = 30.0, lazy: bool = False, seed: int = 0, sampler: str = "bucketing",
                  speakers_per_batch: int = 8, utts_per_speaker: int = 4, speaker_labels: bool | None = None,
                  mix: dict | None = None, mix_val_sessions: int = 100, mix_test_sessions: int = 200,
-                 oversample: dict | None = None):
+                 oversample: dict | None = None, corpora: dict[str, float] | None = None,
+                 augment: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.cuts: dict[str, CutSet] = {}
@@ -155,7 +167,9 @@ class SpeechDataModule(L.LightningDataModule):
         if self.cuts:
             return
         h = self.hparams
-        if h.corpus == "an4":
+        if h.corpora:
+            self.cuts = mixed_corpora(h.corpora, h.data_dir, seed=h.seed)
+        elif h.corpus == "an4":
             rec = an4_cuts(h.data_dir)
             self.cuts = {"train": rec["train"], "val": rec["dev"], "test": rec["test"]}
         elif h.corpus == "an4_spk":
@@ -208,8 +222,9 @@ class SpeechDataModule(L.LightningDataModule):
         else:  # lhotse's bucketing sampler asserts num_buckets > 1
             sampler = SimpleCutSampler(cuts, max_duration=h.max_duration, shuffle=shuffle, seed=h.seed,
                                        world_size=world, rank=rank, drop_last=False)
+        wave_augment = WaveAugment(self.hparams.sample_rate, **h.augment) if shuffle and h.augment else None
         ds = AudioBatchDataset(self.hparams.sample_rate, self.cut_transforms if shuffle else None,
-                               speaker_index=self.speaker_index)
+                               speaker_index=self.speaker_index, wave_augment=wave_augment)
         return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=self.hparams.num_workers,
                           persistent_workers=self.hparams.num_workers > 0)
 
@@ -258,3 +273,30 @@ def oversample_speakers(cuts: CutSet, speakers, factor: int = 2) -> CutSet:
     for k in range(1, int(factor)):
         cuts = cuts + picked.modify_ids(lambda i, k=k: f"{i}_os{k}")
     return cuts
+
+
+def mixed_corpora(weights: dict[str, float], data_dir=None, seed: int = 0) -> dict[str, CutSet]:
+    """{"train", "val", "test"} of several corpus recipes: train holds ``weight`` passes over each corpus's
+    training cuts (whole copies with ids suffixed ``_rep<k>`` plus a seeded subset for the fraction); val / test
+    are the unions of the corpora's dev / test splits (corpora without one add nothing)."""
+    if not weights or any(float(w) < 0 for w in weights.values()):
+        raise ValueError(f"corpora needs corpus names with non-negative weights, got {weights!r}")
+    out: dict[str, list] = {"train": [], "val": [], "test": []}
+    rng = random.Random(seed)
+    for name in sorted(weights):
+        rec = corpus_cuts(name, data_dir)
+        w = float(weights[name])
+        if "train" in rec and w > 0:
+            train = rec["train"].to_eager()
+            whole, frac = int(w), w - int(w)
+            for k in range(whole):
+                out["train"].append(train if k == 0 else train.modify_ids(lambda i, k=k: f"{i}_rep{k}"))
+            if frac > 0:
+                ids = sorted(train.ids)
+                keep = set(rng.sample(ids, int(round(frac * len(ids)))))
+                out["train"].append(train.filter(lambda c: c.id in keep).modify_ids(lambda i: f"{i}_rep{whole}"))
+        if "dev" in rec:
+            out["val"].append(rec["dev"])
+        if "test" in rec:
+            out["test"].append(rec["test"])
+    return {k: sum(v[1:], v[0]).to_eager() for k, v in out.items() if v}

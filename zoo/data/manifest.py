@@ -145,4 +145,5 @@ def _write_entries(cuts: CutSet, tmp: Path, folder: Path, with_id: bool = False)
             gender = getattr(s, "gender", None) or (s.custom or {}).get("gender")
             if gender:
                 e["gender"] = gender
+            e.update({k: v for k, v in (s.custom or {}).items() if v is not None and k not in e})
             f.write(json.dumps(e) + "\n")

@@ -108,7 +108,8 @@ class TransducerTask(L.LightningModule):
         return y, lens
 
     def _forward_loss(self, batch, augment: bool):
-        feats, flens = self.net.featurizer(batch["audio"], batch["audio_lens"])
+        with torch.autocast(self.device.type, enabled=False):  # features in fp32 even under bf16-mixed
+            feats, flens = self.net.featurizer(batch["audio"].float(), batch["audio_lens"])
         if augment and self.spec_augment is not None:
             feats = self.spec_augment(feats)
         enc, elens = self.net.encoder(feats, flens)
