@@ -139,3 +139,16 @@ def test_resolution_rules(tmp_path):
     f.write_text("x")
     with pytest.raises(ModelNotFoundError, match="is a file"):
         zoo.from_pretrained(str(f))
+
+
+def test_superseded_bundled_name_loads_with_one_notice(monkeypatch, capsys):
+    from zoo import hub, registry
+
+    entry = dict(registry.MODELS["lstm-rnnt-an4"], superseded_by="lstm-rnnt-new", superseded_why="recipe v2")
+    monkeypatch.setitem(registry.MODELS, "lstm-rnnt-an4", entry)
+    monkeypatch.setattr(hub, "_NOTICED", set())
+    folder = hub.resolve("lstm-rnnt-an4")
+    hub.resolve("lstm-rnnt-an4")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert folder.name == "lstm-rnnt-an4"
+    assert err == ["notice: lstm-rnnt-an4 is superseded by lstm-rnnt-new (recipe v2); it still loads, unchanged"]

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -121,6 +122,18 @@ def _short(keys: list[str], n: int = 4) -> str:
     return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
+_NOTICED: set[str] = set()
+
+
+def _notice_superseded(name: str) -> None:
+    """One stderr line per process when a bundled model has a newer release that replaces it."""
+    new = MODELS[name].get("superseded_by")
+    if new and name not in _NOTICED:
+        _NOTICED.add(name)
+        print(f"notice: {name} is superseded by {new} ({MODELS[name].get('superseded_why', 'newer recipe')}); "
+              f"it still loads, unchanged", file=sys.stderr)
+
+
 def resolve(name_or_path: str | os.PathLike, revision: str | None = None, cache_dir: str | None = None,
             local_files_only: bool | None = None, token: str | bool | None = None) -> Path:
     """A bundled name, a local folder or a Hub repo id -> local model folder.
@@ -130,6 +143,7 @@ def resolve(name_or_path: str | os.PathLike, revision: str | None = None, cache_
     """
     s = str(name_or_path)
     if s in MODELS:
+        _notice_superseded(s)
         folder = bundled_folder(s)
         if not (folder / "config.json").is_file():
             raise ModelFolderError(f"bundled model {s} has no files in {folder}; reinstall zoo from a full clone")

@@ -15,7 +15,8 @@ CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 ARCHITECTURES: dict[str, str] = {"transducer": "zoo.asr:TransducerASR", "ecapa": "zoo.speaker:SpeakerEmbedder",
                                  "sts": "zoo.nets.sts:STSASR"}
 
-# Released (bundled) models: name -> task and a one-line description.
+# Released (bundled) models: name -> task and a one-line description; ``superseded_by`` (+ ``superseded_why``)
+# names the release that replaces a model (it still loads, with a one-line notice).
 MODELS: dict[str, dict] = {
     "lstm-rnnt-an4": {"task": "asr", "description": "LSTM RNN-T (char), streaming, trained on CMU AN4"},
     "convrnnt-an4": {"task": "asr", "description": "ConvRNN-T (char): causal local + global CNN -> LSTMs, streaming, CMU AN4"},
@@ -65,7 +66,10 @@ def model_info(name: str) -> ModelInfo:
         cfg = json.loads((folder / "config.json").read_text())
     res = cfg.get("results", {})
     metric = res.get("headline")
-    return ModelInfo(name=name, task=MODELS[name]["task"], description=MODELS[name]["description"], folder=folder,
+    desc = MODELS[name]["description"]
+    if MODELS[name].get("superseded_by"):
+        desc += f" [superseded by {MODELS[name]['superseded_by']}]"
+    return ModelInfo(name=name, task=MODELS[name]["task"], description=desc, folder=folder,
                      params=cfg.get("num_parameters"), streaming=bool(cfg.get("streaming", {}).get("supported")),
                      metric=metric)
 
