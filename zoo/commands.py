@@ -32,8 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("export", help="Lightning checkpoint -> model folder (reloaded to verify)")
-    e.add_argument("checkpoint", help="a .ckpt written by zoo fit")
+    e.add_argument("checkpoint", nargs="+", help="a .ckpt written by zoo fit; several .ckpt files are averaged; "
+                   "with --average N: the run's checkpoints folder")
     e.add_argument("out_dir")
+    e.add_argument("--average", type=int, default=None, metavar="N",
+                   help="average the N best checkpoints (by the run's monitored metric) of the given folder")
     e.add_argument("--name", default=None, help="model name for the card (default: folder name)")
 
     u = sub.add_parser("push", help="upload a model folder to a Hugging Face Hub repo as one commit")
@@ -61,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--json", default=None, help="also write the full results (with hypotheses) here")
 
     d = sub.add_parser("data", help="write NeMo JSONL manifests of a corpus recipe (an4-sv: + trials files)")
-    d.add_argument("corpus", choices=["an4", "an4-sv", "an4-mix"])
+    d.add_argument("corpus", choices=["an4", "speechocean762", "alphanumeric", "an4-sv", "an4-mix"])
     d.add_argument("--out", required=True, help="output folder for train/dev/test .jsonl "
                    "(an4-sv: train/dev/eval .jsonl with ids + dev_trials.txt, eval_trials.txt)")
     d.add_argument("--data-dir", default=None, help="corpus location (default $ZOO_DATA or ../shared/data)")
@@ -189,8 +192,16 @@ def cmd_transcribe(args) -> int:
 def cmd_export(args) -> int:
     from zoo.export import export_checkpoint
 
-    out = export_checkpoint(args.checkpoint, args.out_dir, name=args.name)
-    print(f"wrote {out} (reloaded and verified)")
+    from zoo.export import best_checkpoints
+
+    ckpts = args.checkpoint
+    if args.average is not None:
+        if len(ckpts) != 1:
+            raise ZooError("--average takes one checkpoints folder — give the folder, not files")
+        ckpts = best_checkpoints(ckpts[0], args.average)
+    out = export_checkpoint(ckpts, args.out_dir, name=args.name)
+    what = f"the average of {len(ckpts)} checkpoints" if len(ckpts) > 1 else "the checkpoint"
+    print(f"wrote {out} from {what} (reloaded and verified)")
     return 0
 
 
@@ -203,7 +214,7 @@ def cmd_push(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from zoo.data import an4_cuts, write_manifest, write_sv_data
+    from zoo.data import write_manifest, write_sv_data
 
     if args.corpus == "an4-sv":
         for p in write_sv_data(args.out, args.data_dir):
@@ -215,8 +226,17 @@ def cmd_data(args) -> int:
         print(write_an4_mix(args.out, args.sessions, args.seed, args.data_dir, args.split))
         return 0
 
-    for split, cuts in an4_cuts(args.data_dir).items():
+    from zoo.data.corpora import corpus_cuts
+
+    for split, cuts in corpus_cuts(args.corpus, args.data_dir).items():
         print(write_manifest(cuts, Path(args.out) / f"{split}.jsonl"))
+        lhotse_path, tmp = Path(args.out) / f"{split}.cuts.jsonl.gz", Path(args.out) / f".tmp-{split}.cuts.jsonl.gz"
+        try:  # the lhotse manifest keeps every metadata field; written atomically
+            cuts.to_file(tmp)
+            tmp.replace(lhotse_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        print(lhotse_path)
     return 0
 
 
