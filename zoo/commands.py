@@ -49,8 +49,11 @@ def _parser() -> argparse.ArgumentParser:
                        "multi-talker models: cpWER/ORC-WER, turn counting, turn latency on two-speaker sessions")
     v.add_argument("--model", default="lstm-rnnt-an4")
     v.add_argument("--revision", default=None)
-    v.add_argument("--corpus", default="an4", choices=["an4"])
+    v.add_argument("--corpus", default="an4", choices=["an4", "speechocean762", "alphanumeric"],
+                   help="corpus recipe to evaluate on (alphanumeric: test only)")
     v.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    v.add_argument("--narrowband", action="store_true", help="8 kHz round trip: read each file at 8 kHz and hand "
+                   "it to the model at that rate (telephone band)")
     v.add_argument("--manifest", default=None, help="evaluate on a NeMo JSONL manifest instead (multi-talker "
                    "models: a `zoo data an4-mix` session manifest; default: the fixed AN4 mixture set of --split)")
     v.add_argument("--data-dir", default=None)
@@ -251,6 +254,9 @@ def cmd_evaluate(args) -> int:
         raise ZooError(f"--n-boot must be at least 1 (got {args.n_boot})")
     model = from_pretrained(args.model, revision=args.revision)
     if is_multitalker(model):
+        if args.narrowband or args.corpus != "an4":
+            raise ZooError(f"{args.model} is a multi-talker model: it is evaluated on two-speaker AN4 sessions — "
+                           "drop --corpus / --narrowband")
         res = _evaluate_multitalker(args, model)
     else:
         from zoo.data.mix import is_mix_manifest
@@ -259,10 +265,14 @@ def cmd_evaluate(args) -> int:
             raise ZooError("--sessions / --seed are for multi-talker models (two-speaker sessions)")
         if args.manifest and Path(args.manifest).is_file() and is_mix_manifest(args.manifest):
             raise ZooError(f"{args.manifest} holds two-speaker sessions; evaluate a multi-talker model on it")
-        items = load_eval_set(args.corpus, args.split, args.manifest, args.data_dir)
+        from zoo.evaluate import NARROWBAND_RATE
+
+        items = load_eval_set(args.corpus, args.split, args.manifest, args.data_dir,
+                              sample_rate=NARROWBAND_RATE if args.narrowband else None)
         res = evaluate_asr(model, items, beam_size=args.beam_size or 4, chunk_ms=args.chunk_ms,
                            n_boot=args.n_boot, progress=sys.stderr.isatty())
-        print(format_report(args.model, args.manifest or f"{args.corpus} {args.split}", res))
+        res["eval_set"] = (args.manifest or f"{args.corpus} {args.split}") + (" (8 kHz)" if args.narrowband else "")
+        print(format_report(args.model, res["eval_set"], res))
     if args.json:
         from zoo.io import atomic_write_text
 

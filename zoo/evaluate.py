@@ -1,28 +1,97 @@
 """Evaluate an ASR model on a corpus split or manifest: WER/CER (greedy and beam) with bootstrap CIs,
-streaming real-time factor at one thread, algorithmic latency."""
+streaming real-time factor at one thread, algorithmic latency. Items keep the speakers' metadata (gender, age
+group, native language, ...) for fairness analyses; the narrow-band eval reads each file at 8 kHz."""
 from __future__ import annotations
 
 import time
 
 import torch
 
-from zoo.audio import load_audio
+from zoo.audio import load_audio, prepare_waveform
+from zoo.errors import ZooError
 from zoo.metrics import bootstrap_wer, error_rates
 
 
+NARROWBAND_RATE = 8000
+EVAL_CORPORA = ("an4", "speechocean762", "alphanumeric")
+_CORE = ("audio", "text", "speaker", "duration")
+
+
 def load_eval_set(corpus: str | None = "an4", split: str = "test", manifest: str | None = None,
-                  data_dir: str | None = None) -> list[dict]:
-    """[{"audio": path, "text": ref, "speaker": spk, "duration": s}] from a recipe split or a manifest."""
+                  data_dir: str | None = None, sample_rate: int | None = None) -> list[dict]:
+    """Evaluation items from a corpus recipe split (``zoo.data.corpora.corpus_cuts``) or a NeMo JSONL manifest.
+
+    Each item: ``{"id", "audio": path, "text": ref, "speaker", "duration", "gender", "language", "corpus",
+    ...}`` plus every field of the supervision's ``custom`` metadata (speechocean762: ``age``, ``age_group``;
+    alphanumeric: ``kind``, ``nationality``, ``native_language``, ``lat``, ``lon``, ...); from a manifest, its
+    extra keys. ``sample_rate`` (e.g. 8000, the narrow-band eval) is recorded on every item as
+    ``"sample_rate"``: the audio is then read at that rate and handed to the model at that rate (the model
+    resamples to its own, as ``transcribe`` does for any input); see :func:`load_item_audio`.
+    """
+    if sample_rate is not None and sample_rate <= 0:
+        raise ZooError(f"sample rate must be positive (got {sample_rate})")
     if manifest:
         from zoo.data.manifest import read_manifest
 
-        return [{"audio": e["audio_filepath"], "text": e.get("text", ""), "speaker": e.get("speaker"),
-                 "duration": e.get("duration")} for e in read_manifest(manifest)]
-    from zoo.data.an4 import an4_cuts
+        items = []
+        for e in read_manifest(manifest):
+            extra = {k: v for k, v in e.items() if k not in ("audio_filepath", "_line", "offset") and k not in _CORE}
+            items.append({**extra, "audio": e["audio_filepath"], "text": e.get("text", ""),
+                          "speaker": e.get("speaker"), "duration": e.get("duration")})
+    else:
+        from zoo.data.corpora import corpus_cuts
 
-    cuts = an4_cuts(data_dir)[split]
-    return [{"audio": c.recording.sources[0].source, "text": c.supervisions[0].text,
-             "speaker": c.supervisions[0].speaker, "duration": c.duration} for c in cuts]
+        corpus = corpus or "an4"
+        splits = corpus_cuts(corpus, data_dir)
+        if split not in splits:
+            raise ZooError(f"corpus {corpus} has no {split!r} split — choose one of {', '.join(sorted(splits))}")
+        items = [_cut_item(c, corpus) for c in splits[split]]
+    if sample_rate is not None:
+        for it in items:
+            it["sample_rate"] = int(sample_rate)
+    return items
+
+
+def _cut_item(cut, corpus: str) -> dict:
+    sup = cut.supervisions[0]
+    custom = dict(sup.custom or {})
+    item = {"id": sup.id, "audio": cut.recording.sources[0].source, "text": sup.text, "speaker": sup.speaker,
+            "duration": cut.duration, "gender": sup.gender, "language": sup.language,
+            "corpus": custom.pop("corpus", corpus)}
+    item.update({k: v for k, v in custom.items() if k not in item})
+    return item
+
+
+def load_item_audio(item: dict, target_rate: int) -> torch.Tensor:
+    """The (S,) waveform of an eval item at ``target_rate``: read at the item's ``sample_rate`` when it has one
+    (narrow band: the file resampled down to 8 kHz), then resampled to ``target_rate``."""
+    rate = item.get("sample_rate")
+    if rate is None or rate == target_rate:
+        return load_audio(item["audio"], target_rate)
+    return prepare_waveform(load_audio(item["audio"], rate), rate, target_rate, name=str(item["audio"]))
+
+
+def transcribe_items(model, items: list[dict], beam_size: int = 1, progress: bool = False,
+                     group: int = 64) -> list[str]:
+    """``model.transcribe`` over eval items, in order. Items without ``sample_rate`` go in as paths; the others
+    as waveforms at their rate with ``sample_rate=`` (``group`` at a time, so long sets stay small in memory)."""
+    out: list[str | None] = [None] * len(items)
+    plain = [i for i, it in enumerate(items) if it.get("sample_rate") is None]
+    if plain:
+        for i, h in zip(plain, model.transcribe([items[i]["audio"] for i in plain], beam_size=beam_size,
+                                                progress=progress)):
+            out[i] = h
+    by_rate: dict[int, list[int]] = {}
+    for i, it in enumerate(items):
+        if it.get("sample_rate") is not None:
+            by_rate.setdefault(int(it["sample_rate"]), []).append(i)
+    for rate, idx in by_rate.items():
+        for k in range(0, len(idx), group):
+            part = idx[k:k + group]
+            wavs = [load_audio(items[i]["audio"], rate) for i in part]
+            for i, h in zip(part, model.transcribe(wavs, sample_rate=rate, beam_size=beam_size)):
+                out[i] = h
+    return out
 
 
 def streaming_rtf(model, wavs: list[torch.Tensor], chunk_ms: float = 160.0, threads: int = 1,
@@ -51,16 +120,16 @@ def evaluate_asr(model, items: list[dict], beam_size: int = 4, chunk_ms: float =
     normalizer = getattr(model, "zoo_config", {}).get("normalizer", "upper")
     refs = [it["text"] for it in items]
     spk = [it.get("speaker") or str(i) for i, it in enumerate(items)]
-    paths = [it["audio"] for it in items]
-    out: dict = {"utterances": len(items), "normalizer": normalizer}
+    rates = sorted({it["sample_rate"] for it in items if it.get("sample_rate") is not None})
+    out: dict = {"utterances": len(items), "normalizer": normalizer, "input_sample_rates": rates or None}
     hyps_by = {}
     for name, beam in (("greedy", 1), (f"beam{beam_size}", beam_size)):
-        hyps = model.transcribe(paths, beam_size=beam, progress=progress)
+        hyps = transcribe_items(model, items, beam_size=beam, progress=progress)
         hyps_by[name] = hyps
         er = error_rates(hyps, refs, normalizer)
         out[name] = {**er, "ci_utt": bootstrap_wer(hyps, refs, normalizer, n=n_boot),
                      "ci_spk": bootstrap_wer(hyps, refs, normalizer, n=n_boot, groups=spk)}
-    wavs = [load_audio(p, model.sample_rate) for p in paths]
+    wavs = [load_item_audio(it, model.sample_rate) for it in items]
     rtf = streaming_rtf(model, wavs, chunk_ms)
     out["stream"] = {k: v for k, v in rtf.items() if k != "texts"}
     out["stream"]["equals_batch_greedy"] = sum(a == b for a, b in zip(rtf["texts"], hyps_by["greedy"])) / len(items)
@@ -71,7 +140,9 @@ def evaluate_asr(model, items: list[dict], beam_size: int = 4, chunk_ms: float =
 
 
 def format_report(name: str, split: str, r: dict) -> str:
-    lines = [f"model {name} on {split} ({r['utterances']} utterances, normaliser '{r['normalizer']}')",
+    rates = r.get("input_sample_rates")
+    band = f", audio at {'/'.join(f'{x / 1000:g}' for x in rates)} kHz" if rates else ""
+    lines = [f"model {name} on {split} ({r['utterances']} utterances{band}, normaliser '{r['normalizer']}')",
              f"{'decoding':<10} {'WER %':>7} {'95% CI (utt)':>16} {'95% CI (spk)':>16} {'CER %':>7}"]
     for k in [k for k in r if k == "greedy" or k.startswith("beam")]:
         v = r[k]
