@@ -34,6 +34,7 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -200,6 +201,23 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def load_reused_rows(path: str, sets: dict, args) -> dict[str, dict]:
+    """Rows of an earlier ``--json`` run, by system name; refused unless it measured the same sets, utterance
+    counts, limit, chunk size and threads."""
+    from zoo.errors import ZooError
+
+    try:
+        old = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ZooError(f"cannot read --reuse {path}: {e}") from None
+    same = (old.get("limit") == args.limit and old.get("threads") == args.threads
+            and old.get("chunk_ms") == args.chunk_ms
+            and {k: v.get("utterances") for k, v in old.get("sets", {}).items()} == {k: len(v) for k, v in sets.items()})
+    if not same:
+        raise ZooError(f"--reuse {path} measured other sets / limits / threads — rerun without --reuse")
+    return {r["name"]: r for r in old.get("rows", [])}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="*", default=None, help="names, folders or Hub ids (default: released ASR)")
@@ -216,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="pocketsphinx LM: 'domain' = AN4 transcripts for the AN4-domain sets (an4, an4-8k, "
                     "alphanumeric), speechocean762 transcripts for speechocean762; 'joint' = both, for every set")
     ap.add_argument("--json", default=None, help="also write every number here")
+    ap.add_argument("--reuse", default=None, metavar="JSON",
+                    help="take the rows of systems already measured in an earlier --json file (same sets, same "
+                         "utterances, same --limit) instead of running them again, e.g. the slow peer rows")
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error(f"--limit must be at least 1 (got {args.limit})")
@@ -225,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         sets[k] = items[:args.limit] if args.limit else items
     timing_set = "an4" if "an4" in sets else next(iter(sets))
     names = released_asr_models() if args.models is None else args.models
-    rows = [bench_model(n, sets, timing_set, args.chunk_ms, args.threads, args.n_boot) for n in names]
+    reused = load_reused_rows(args.reuse, sets, args) if args.reuse else {}
+    rows = [reused[n] if n in reused else bench_model(n, sets, timing_set, args.chunk_ms, args.threads, args.n_boot)
+            for n in names]
     note = None
     peers = [] if args.no_peers else list(dict.fromkeys(args.peers))
     if not peers:
@@ -233,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from zoo.peers import pocketsphinx_available
 
-        if pocketsphinx_available():
-            rows += [bench_pocketsphinx(p, sets, timing_set, args.chunk_ms, args.n_boot, args.data_dir,
-                                        args.peer_lm) for p in peers]
+        if all(p in reused for p in peers) or pocketsphinx_available():
+            rows += [reused[p] if p in reused else bench_pocketsphinx(p, sets, timing_set, args.chunk_ms,
+                                                                       args.n_boot, args.data_dir, args.peer_lm)
+                     for p in peers]
         else:
             note = (f"note: {', '.join(peers)} row(s) skipped: pocketsphinx is not installed "
                     "(pip install 'zoo[peers]'); ratios to the best peer are '-'")
@@ -245,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     print(format_tables(rows, sets, timing_set, args))
     if note:
         print(note)
+    used = [r["name"] for r in rows if r["name"] in reused]
+    if used:
+        print(f"note: rows of {', '.join(used)} taken from {args.reuse} (measured on the same utterances)")
     if args.json:
         from zoo.io import atomic_write_text
 

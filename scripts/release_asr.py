@@ -21,11 +21,12 @@ import sys
 from pathlib import Path
 
 import torch
+import yaml
 
 from zoo.cards import render_card
 from zoo.errors import ZooError
 from zoo.evaluate import evaluate_asr, format_report, load_eval_set
-from zoo.export import export_checkpoint
+from zoo.export import best_checkpoints, export_checkpoint
 from zoo.hub import load_folder
 from zoo.io import atomic_write_text
 from zoo.multitalker_eval import is_multitalker
@@ -53,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="model folder to write (default checkpoints/<name>)")
     ap.add_argument("--data-dir", default=None, help="corpus location (default $ZOO_DATA or ../shared/data)")
     ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    ap.add_argument("--recipe", default=None,
+                    help="the config file a user passes to zoo fit, shown in the card (default: --config); e.g. "
+                         "--config exp/v2/lstm/config.yaml (the run's resolved config) --recipe configs/asr/v2/lstm.yaml")
+    ap.add_argument("--average", type=int, default=None, metavar="N",
+                    help="--ckpt is the run's checkpoints folder: release the average of its N best (by dev WER)")
+    ap.add_argument("--sets", default="an4",
+                    help="comma-separated eval sets, the first is the headline (and the streaming measurement): "
+                         + ", ".join(EVAL_SETS) + " (default an4)")
     ap.add_argument("--sessions", type=int, default=None,
                     help="multi-talker only: sessions of the test set (default: the fixed 200; smoke tests)")
     args = ap.parse_args(argv)
@@ -71,7 +80,8 @@ def release(args) -> Path:
     train_cfg = cfg_rel if cfg_rel.is_absolute() else REPO / cfg_rel
     if not train_cfg.is_file():
         raise ZooError(f"training config not found: {args.config}")
-    export_checkpoint(args.ckpt, out, name=args.name)
+    ckpts = best_checkpoints(args.ckpt, args.average) if args.average else args.ckpt
+    export_checkpoint(ckpts, out, name=args.name)
     model = load_folder(out)
     cfg = json.loads((out / "config.json").read_text())
     if is_multitalker(model):
@@ -88,13 +98,16 @@ def release(args) -> Path:
             shutil.copyfile(png, out / png.name)
     shutil.copyfile(train_cfg, out / "train_config.yaml")
     t = f" in {args.train_minutes:.0f} minutes" if args.train_minutes else ""
-    training_md = recipe_md.format(t=t, cfg=cfg_rel.as_posix(), name=args.name) + f"\n{args.train_note}\n"
+    training_md = recipe_md.format(t=t, cfg=args.recipe or cfg_rel.as_posix(), name=args.name) + f"\n{args.train_note}\n"
     design = Path(args.design) if args.design else REPO / "model_cards" / f"{args.name}.design.md"
     if args.design and not design.is_file():
         raise ZooError(f"design notes not found: {args.design}")
     design_md = design.read_text() if design.is_file() else ""
+    corpora = set(((yaml.safe_load(train_cfg.read_text()) or {}).get("data") or {}).get("corpora") or {})
+    data_md = " ".join(DATA_LICENSES[c] for c in sorted(corpora) if c in DATA_LICENSES) or None
+    extra = {"data_md": data_md, "datasets": [DATASET_IDS[c] for c in sorted(corpora)]} if data_md else {}
     card = render_card(args.name, cfg, summary=args.summary or "", results_md=results_md,
-                       training_md=training_md, design_md=design_md)
+                       training_md=training_md, design_md=design_md, **extra)
     atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
     atomic_write_text(out / "README.md", card)
     atomic_write_text(out / eval_file, report + "\n")
@@ -102,8 +115,114 @@ def release(args) -> Path:
     return out
 
 
+DATA_LICENSES = {
+    "an4": "Trained on CMU AN4 (CMU BSD-style license: free for any purpose, keep the copyright notice).",
+    "speechocean762": "Trained on speechocean762 train (Zhang et al., Interspeech 2021; free for commercial and "
+                      "non-commercial use, CC BY 4.0 on OpenSLR 101).",
+}
+DATASET_IDS = {"an4": "cmu-an4", "speechocean762": "speechocean762"}
+
+# name -> (corpus, split, input sample rate or None, card description)
+EVAL_SETS = {
+    "an4": ("an4", "test", None, "AN4 test (130 utterances, 10 unseen speakers)"),
+    "speechocean762": ("speechocean762", "test", None,
+                       "speechocean762 test (2,500 utterances, 125 unseen Mandarin-L1 speakers, half children)"),
+    "alphanumeric": ("alphanumeric", "test", None,
+                     "alphanumeric names + numbers (140 recordings, 70 speakers; references are the prompts)"),
+    "an4-8k": ("an4", "test", 8000, "AN4 test read at 8 kHz (telephone band), upsampled by the model"),
+}
+
+
+def eval_command(name: str, set_name: str, beam: int) -> str:
+    corpus, split, rate, _ = EVAL_SETS[set_name]
+    return (f"zoo evaluate --model {name} --corpus {corpus} --split {split} --beam-size {beam}"
+            + (" --narrowband" if rate else ""))
+
+
 def asr_results(args, model):
     """(report, config.json results, card results Markdown, training recipe Markdown, report file name)."""
+    sets = [x.strip() for x in args.sets.split(",") if x.strip()]
+    unknown = [x for x in sets if x not in EVAL_SETS]
+    if unknown or not sets:
+        raise ZooError(f"unknown eval set(s) {unknown or sets} — choose from {', '.join(EVAL_SETS)}")
+    if sets == ["an4"]:
+        return _asr_results_an4(args, model)
+    return _asr_results_sets(args, model, sets)
+
+
+def _asr_results_sets(args, model, sets: list[str]):
+
+    reports, per_set, rows = [], {}, []
+    head = None
+    for i, key in enumerate(sets):
+        corpus, split, rate, desc = EVAL_SETS[key]
+        items = load_eval_set(corpus, split, data_dir=args.data_dir, sample_rate=rate)
+        res = evaluate_asr(model, items, beam_size=args.beam_size, n_boot=args.n_boot, stream=(i == 0))
+        reports.append(format_report(args.name, key, res))
+        head = head or res
+        g, b = res["greedy"], res[f"beam{args.beam_size}"]
+        per_set[key] = {"utterances": res["utterances"], "greedy": {k: g[k] for k in ("wer", "cer")},
+                        "beam": {k: b[k] for k in ("wer", "cer")},
+                        "ci_utt": {k: g["ci_utt"][k] for k in ("low", "high")}}
+        rows.append(f"| {desc} | {pct(g['wer'])} ({pct(g['ci_utt']['low'])}–{pct(g['ci_utt']['high'])}) | "
+                    f"{pct(g['ci_spk']['low'])}–{pct(g['ci_spk']['high'])} | {pct(b['wer'])} | {pct(g['cer'])} | "
+                    f"`{eval_command(args.name, key, args.beam_size)}` |")
+    first = sets[0]
+    g = per_set[first]
+    results = {
+        "dataset_name": EVAL_SETS[first][3], "dataset_type": EVAL_SETS[first][0], "split": "test",
+        "headline": f"WER {pct(g['greedy']['wer'])}% ({first} test, greedy)",
+        "metrics": [m for key in sets for m in (
+            {"type": "wer", "name": f"WER {key} (greedy)", "value": round(100 * per_set[key]["greedy"]["wer"], 2)},
+            {"type": "wer", "name": f"WER {key} (beam {args.beam_size})",
+             "value": round(100 * per_set[key]["beam"]["wer"], 2)})],
+        "greedy": g["greedy"], "beam": g["beam"], "sets": per_set,
+        "stream_rtf_1thread": head["stream"]["rtf"],
+        "algorithmic_latency_ms": head["streaming"]["algorithmic_latency_ms"],
+    }
+    st = head["stream"]
+    results_md = f"""Greedy and beam-{args.beam_size} WER on every evaluation set (none of them used for any choice; the test
+speakers are unseen in training), text normaliser `{head['normalizer']}`; 95% CIs from {args.n_boot} bootstrap
+resamples of utterances (and of speakers).
+
+| eval set | WER % greedy (95% CI, utterances) | 95% CI (speakers) | WER % beam {args.beam_size} | CER % greedy | command |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+| streaming ({first}) | value |
+|---|---|
+| real-time factor, 1 CPU thread, {st['chunk_ms']:.0f} ms chunks | {st['rtf']:.4f} |
+| algorithmic latency (chunk + analysis window look-ahead) | {head['streaming']['algorithmic_latency_ms']:.0f} ms |
+| streamed text identical to batch greedy text | {100 * st['equals_batch_greedy']:.0f}% of utterances |
+| parameters | {head['num_parameters']:,} |
+
+RTF depends on the CPU; it was measured on the 2-core machine that trained the model. Side by side with the
+other releases and the pocketsphinx peer: `python benchmarks/asr.py` (README).
+"""
+    tc = yaml.safe_load(Path(args.config).read_text()) if Path(args.config).is_file() else {}
+    data = (tc or {}).get("data") or {}
+    corpora = ", ".join(f"{k} x{v}" for k, v in (data.get("corpora") or {"an4": 1}).items())
+    augment = str(data.get("augment")).replace("{", "{{").replace("}", "}}")  # recipe_md is .format()ed later
+    avg = (f"the average of the {args.average} best checkpoints by dev WER (`--average {args.average}`)"
+           if args.average else "the checkpoint given")
+    recipe_md = f"""Trained from scratch on a 2-core CPU{{t}} on a weighted mix of corpora (passes per epoch: {corpora}), each
+corpus's dev speakers held out (AN4: 8 of 74 train speakers; speechocean762: 16 of 125, both age groups and
+genders). Released weights: {avg}.
+
+```bash
+zoo fit --config configs/asr/v2/base.yaml --config {{cfg}}
+python scripts/release_asr.py --ckpt exp/v2/<run>/checkpoints --average {args.average or 1} --name {{name}} --config exp/v2/<run>/config.yaml --recipe {{cfg}} --sets {args.sets}
+```
+
+The exact resolved config is `train_config.yaml` beside the weights. Recipe v2: 80-dim log-mel (fp32), frames
+stacked 4x (40 ms), bf16 autocast for the network (`trainer.precision: bf16-mixed`), speed perturbation
+0.9/1.1, waveform augmentation `{augment}`, SpecAugment, CTC auxiliary loss on the encoder, AdamW
+with linear warm-up and cosine decay, gradient clipping 5.
+"""
+    return "\n\n".join(reports), results, results_md, recipe_md, "eval_test_sets.txt"
+
+
+def _asr_results_an4(args, model):
     res = evaluate_asr(model, load_eval_set("an4", "test", data_dir=args.data_dir), beam_size=args.beam_size,
                        n_boot=args.n_boot)
     report = format_report(args.name, "an4 test", res)
@@ -160,7 +279,6 @@ def _ms(d: dict) -> str:
 
 def multitalker_results(args, model, train_cfg: Path):
     """As :func:`asr_results`, for a multi-talker (STS) model on the fixed AN4 two-speaker mixture test set."""
-    import yaml
 
     from zoo.multitalker_eval import (eval_set_name, evaluate_multitalker, format_multitalker_report, headline,
                                       load_mix_sessions)

@@ -216,3 +216,19 @@ def test_benchmark_without_peers_says_so(tiny_folder, an4_root, capsys):
                        "--data-dir", str(an4_root.parent), "--no-peers"]) == 0
     out = capsys.readouterr().out
     assert "peer rows left out" in out and "pocketsphinx" not in out.split("note:")[0]
+
+
+def test_benchmark_reuses_rows_of_an_earlier_run(tiny_folder, an4_root, capsys, monkeypatch):
+    bench = _bench()
+    first = tiny_folder.parent / "first.json"
+    base = ["--models", str(tiny_folder), "--sets", "an4", "--limit", "1", "--n-boot", "20",
+            "--data-dir", str(an4_root.parent), "--no-peers"]
+    assert bench.main(base + ["--json", str(first)]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(bench, "bench_model", lambda *a, **k: pytest.fail("a reused row was measured again"))
+    assert bench.main(base + ["--reuse", str(first)]) == 0
+    assert f"rows of {tiny_folder} taken from {first}" in capsys.readouterr().out
+    from zoo.errors import ZooError
+
+    with pytest.raises(ZooError, match="other sets"):  # a different --limit is not the same measurement
+        bench.main(base[:4] + ["--limit", "2"] + base[6:] + ["--reuse", str(first)])
