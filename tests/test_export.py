@@ -136,3 +136,28 @@ def test_export_average_best_of_run_folder(tmp_path, capsys, an4_root):
     assert main(["export", str(folder), str(tmp_path / "avg99"), "--average", "99"]) == 2
     assert "fewer than --average 99" in one_line_error(capsys)
     assert not (tmp_path / "avg99").exists()
+
+
+def test_choose_average_scores_dev_and_picks(tmp_path, capsys, an4_root):
+    import importlib.util
+
+    root = tmp_path / "run"
+    keep2 = tmp_path / "keep2.yaml"  # replaces the tiny config's callbacks: keep the 2 best by val_wer
+    keep2.write_text("trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+                     "      init_args: {monitor: val_wer, mode: min, save_top_k: 2, save_last: true, "
+                     "filename: 'b-{step}'}\n")
+    run(["fit", "--config", TINY, "--config", str(keep2), "--trainer.default_root_dir", str(root),
+         "--data.data_dir", str(an4_root), "--trainer.max_steps", "2", "--trainer.limit_train_batches", "1",
+         "--trainer.limit_val_batches", "1"])
+    spec = importlib.util.spec_from_file_location("choose_average", REPO / "scripts" / "choose_average.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    capsys.readouterr()
+    assert mod.main([str(root / "checkpoints"), "--n", "1", "2", "--corpora", "an4",
+                     "--data-dir", str(an4_root.parent)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [l.split() for l in out if l.strip()[:1].isdigit()]
+    assert [r[0] for r in rows] == ["1", "2"]
+    pooled = {r[0]: float(r[2]) for r in rows}
+    chosen = out[-1].split()[-1]
+    assert pooled[chosen] == min(pooled.values())
