@@ -172,7 +172,8 @@ def _asr_results_sets(args, model, sets: list[str]):
     results = {
         "dataset_name": EVAL_SETS[first][3], "dataset_type": EVAL_SETS[first][0], "split": "test",
         "headline": f"WER {pct(g['greedy']['wer'])}% ({first} test, greedy)",
-        "metrics": [m for key in sets for m in (
+        "metrics": [{**m, "dataset_name": EVAL_SETS[key][3], "dataset_type": EVAL_SETS[key][0]}
+                    for key in sets for m in (
             {"type": "wer", "name": f"WER {key} (greedy)", "value": round(100 * per_set[key]["greedy"]["wer"], 2)},
             {"type": "wer", "name": f"WER {key} (beam {args.beam_size})",
              "value": round(100 * per_set[key]["beam"]["wer"], 2)})],

@@ -40,6 +40,14 @@ def test_released_card_matches_config(name):
         assert f"{cp:.2f}" in card.text                                 # the table shows the same number
         assert "zoo evaluate --model " + name in card.text             # ... with its command
         expected = {"eval_an4mix_test.txt"}
+    elif "sets" in res:  # recipe v2 releases: every eval set, greedy + beam, each with its command
+        for key, r in res["sets"].items():
+            assert card_metrics[f"WER {key} (greedy)"] == pytest.approx(100 * r["greedy"]["wer"], abs=0.01)
+            assert f"{100 * r['greedy']['wer']:.2f}" in card.text and f"{100 * r['beam']['wer']:.2f}" in card.text
+        assert res["greedy"] == next(iter(res["sets"].values()))["greedy"]     # the headline is the first set
+        assert "zoo evaluate --model " + name + " --corpus speechocean762" in card.text
+        assert "--narrowband" in card.text and "zoo fit --config configs/asr/v2/base.yaml" in card.text
+        expected = {"eval_test_sets.txt"}
     else:
         assert card_metrics["WER (greedy)"] == pytest.approx(100 * res["greedy"]["wer"], abs=0.01)
         assert f"{100 * res['greedy']['wer']:.2f}" in card.text          # the table shows the same number

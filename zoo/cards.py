@@ -26,8 +26,11 @@ def render_card(name: str, cfg: dict, **extra) -> str:
     meta = TASK_METADATA[cfg.get("task", "asr")]
     evals = []
     for m in res.get("metrics", []):
-        evals.append(EvalResult(task_type=meta["task_type"], dataset_type=res.get("dataset_type", "an4"),
-                                dataset_name=res.get("dataset_name", "CMU AN4"), dataset_split=res.get("split", "test"),
+        # a metric may name its own eval set (multi-set cards); else the results' dataset
+        evals.append(EvalResult(task_type=meta["task_type"],
+                                dataset_type=m.get("dataset_type", res.get("dataset_type", "an4")),
+                                dataset_name=m.get("dataset_name", res.get("dataset_name", "CMU AN4")),
+                                dataset_split=res.get("split", "test"),
                                 metric_type=m["type"], metric_value=m["value"], metric_name=m.get("name")))
     data = ModelCardData(license=extra.get("license", "apache-2.0"), library_name="zoo", language="en",
                          datasets=extra.get("datasets", ["cmu-an4"]), metrics=meta["metrics"],

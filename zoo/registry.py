@@ -18,14 +18,22 @@ ARCHITECTURES: dict[str, str] = {"transducer": "zoo.asr:TransducerASR", "ecapa":
 # Released (bundled) models: name -> task and a one-line description; ``superseded_by`` (+ ``superseded_why``)
 # names the release that replaces a model (it still loads, with a one-line notice).
 MODELS: dict[str, dict] = {
-    "lstm-rnnt-an4": {"task": "asr", "description": "LSTM RNN-T (char), streaming, trained on CMU AN4"},
-    "convrnnt-an4": {"task": "asr", "description": "ConvRNN-T (char): causal local + global CNN -> LSTMs, streaming, CMU AN4"},
+    "lstm-rnnt-an4": {"task": "asr", "description": "LSTM RNN-T (char), streaming, trained on CMU AN4",
+                      "superseded_by": "lstm-rnnt-an4-so762",
+                      "superseded_why": "recipe v2: far better at 8 kHz and on speechocean762; "
+                                        "AN4 16 kHz within the CI, alphanumeric worse"},
+    "convrnnt-an4": {"task": "asr", "description": "ConvRNN-T (char): causal local + global CNN -> LSTMs, streaming, CMU AN4",
+                     "superseded_by": "convrnnt-an4-so762",
+                     "superseded_why": "recipe v2: far better at 8 kHz and on speechocean762; "
+                                        "AN4 16 kHz within the CI, alphanumeric worse"},
     "ecapa-an4": {"task": "speaker", "description": "ECAPA-TDNN speaker embeddings (verification baseline), CMU AN4"},
     "arw-ecapa-an4": {"task": "speaker", "description": "ECAPA-TDNN trained with adversarial reweighting (ARW-PW), CMU AN4"},
     "emformer-rnnt-an4": {"task": "asr", "description": "Emformer RNN-T (char), streaming, trained on CMU AN4"},
     "transformer-rnnt-an4": {"task": "asr", "description": "causal Transformer RNN-T (char), all MHA/FFN on: the CCA baseline, CMU AN4"},
     "sts-an4": {"task": "multitalker-asr", "description": "Separator-Transducer-Segmenter: 2-speaker streaming ASR with <sot>/<eot> turn tokens, AN4 mixtures"},
     "sts-noturn-an4": {"task": "multitalker-asr", "description": "STS baseline without turn tokens (multi-turn RNN-T style), AN4 mixtures"},
+    "lstm-rnnt-an4-so762": {"task": "asr", "description": "LSTM RNN-T (char), streaming, recipe v2: AN4 + speechocean762, narrow-band augmented"},
+    "convrnnt-an4-so762": {"task": "asr", "description": "ConvRNN-T (char), streaming, recipe v2: AN4 + speechocean762, narrow-band augmented"},
     "cca-transformer-an4": {"task": "asr", "description": "compute-cost-amortized Transformer RNN-T: per-frame MHA/FFN skipping (-32% FLOPs), CMU AN4"},
 }
 
@@ -68,7 +76,7 @@ def model_info(name: str) -> ModelInfo:
     metric = res.get("headline")
     desc = MODELS[name]["description"]
     if MODELS[name].get("superseded_by"):
-        desc += f" [superseded by {MODELS[name]['superseded_by']}]"
+        desc += f" (superseded by {MODELS[name]['superseded_by']})"
     return ModelInfo(name=name, task=MODELS[name]["task"], description=desc, folder=folder,
                      params=cfg.get("num_parameters"), streaming=bool(cfg.get("streaming", {}).get("supported")),
                      metric=metric)
