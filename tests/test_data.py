@@ -258,11 +258,14 @@ def test_write_manifest_failure_leaves_nothing(manifest, tmp_path):
 def test_zoo_data_writes_manifests_that_load_back(tmp_path, an4_root, an4, capsys):
     out = tmp_path / "manifests"
     assert main(["data", "an4", "--out", str(out), "--data-dir", str(an4_root.parent)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["dev.jsonl", "test.jsonl", "train.jsonl"]
-    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{s}.{ext}" for s in ("dev", "test", "train")
+                                                           for ext in ("jsonl", "cuts.jsonl.gz"))
+    assert len(capsys.readouterr().out.splitlines()) == 6
     for split in ("train", "dev", "test"):
         back = load_cuts(out / f"{split}.jsonl")
         ref = an4[split]
+        lhotse = load_cuts(out / f"{split}.cuts.jsonl.gz")  # the lhotse manifest keeps the metadata too
+        assert [_sup(c).text for c in lhotse] == [_sup(c).text for c in ref]
         assert len(back) == len(ref)
         assert [_sup(c).text for c in back] == [_sup(c).text for c in ref]
         assert [_sup(c).gender for c in back] == [_sup(c).gender for c in ref]
