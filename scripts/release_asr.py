@@ -206,7 +206,9 @@ other releases and the pocketsphinx peer: `python benchmarks/asr.py` (README).
     augment = str(data.get("augment")).replace("{", "{{").replace("}", "}}")  # recipe_md is .format()ed later
     avg = (f"the average of the {args.average} best checkpoints by dev WER (`--average {args.average}`)"
            if args.average else "the checkpoint given")
-    recipe_md = f"""Trained from scratch on a 2-core CPU{{t}} on a weighted mix of corpora (passes per epoch: {corpora}), each
+    init = (((tc or {}).get("model") or {}).get("init_args") or {}).get("init_from")
+    start = f"Started from `{init}` and trained" if init else "Trained from scratch"
+    recipe_md = f"""{start} on a 2-core CPU{{t}} on a weighted mix of corpora (passes per epoch: {corpora}), each
 corpus's dev speakers held out (AN4: 8 of 74 train speakers; speechocean762: 16 of 125, both age groups and
 genders). Released weights: {avg}.
 
