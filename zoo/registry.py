@@ -28,12 +28,17 @@ MODELS: dict[str, dict] = {
                                         "AN4 16 kHz within the CI, alphanumeric worse"},
     "ecapa-an4": {"task": "speaker", "description": "ECAPA-TDNN speaker embeddings (verification baseline), CMU AN4"},
     "arw-ecapa-an4": {"task": "speaker", "description": "ECAPA-TDNN trained with adversarial reweighting (ARW-PW), CMU AN4"},
-    "emformer-rnnt-an4": {"task": "asr", "description": "Emformer RNN-T (char), streaming, trained on CMU AN4"},
+    "emformer-rnnt-an4": {"task": "asr", "description": "Emformer RNN-T (char), streaming, trained on CMU AN4",
+                          "superseded_by": "emformer-rnnt-an4-so762",
+                          "superseded_why": "recipe v2: far better at 8 kHz and on speechocean762; "
+                                            "AN4 16 kHz within the CI, alphanumeric worse"},
     "transformer-rnnt-an4": {"task": "asr", "description": "causal Transformer RNN-T (char), all MHA/FFN on: the CCA baseline, CMU AN4"},
     "sts-an4": {"task": "multitalker-asr", "description": "Separator-Transducer-Segmenter: 2-speaker streaming ASR with <sot>/<eot> turn tokens, AN4 mixtures"},
     "sts-noturn-an4": {"task": "multitalker-asr", "description": "STS baseline without turn tokens (multi-turn RNN-T style), AN4 mixtures"},
     "lstm-rnnt-an4-so762": {"task": "asr", "description": "LSTM RNN-T (char), streaming, recipe v2: AN4 + speechocean762, narrow-band augmented"},
     "convrnnt-an4-so762": {"task": "asr", "description": "ConvRNN-T (char), streaming, recipe v2: AN4 + speechocean762, narrow-band augmented"},
+    "emformer-rnnt-an4-so762": {"task": "asr", "description": "Emformer RNN-T (char), streaming, recipe v2: AN4 + speechocean762, narrow-band augmented"},
+    "transformer-rnnt-an4-so762": {"task": "asr", "description": "causal Transformer RNN-T (char), all MHA/FFN on, recipe v2: AN4 + speechocean762, narrow-band augmented"},
     "cca-transformer-an4": {"task": "asr", "description": "compute-cost-amortized Transformer RNN-T: per-frame MHA/FFN skipping (-32% FLOPs), CMU AN4"},
 }
 
