@@ -173,13 +173,14 @@ def format_tables(rows: list[dict], sets: dict, timing_set: str, args) -> str:
     lines = [f"Eval sets{lim}:"] + [f"  {k:<15} {SETS[k][0]} ({len(v)} utts)" for k, v in sets.items()]
     lines.append("WER % [95% CI over utterances], greedy, no external LM for zoo models; "
                  "x = WER / best peer WER on that set")
-    head = f"{'model':<24} {'params':>7}"
+    width = max([24] + [len(r["name"]) for r in rows])
+    head = f"{'model':<{width}} {'params':>7}"
     for k in sets:
         head += f"  {k:<22} {'x':>5}"
     lines.append(head)
     for r in rows:
         params = f"{r['params'] / 1e6:.2f}M" if r["params"] else "-"
-        line = f"{r['name']:<24} {params:>7}"
+        line = f"{r['name']:<{width}} {params:>7}"
         for k in sets:
             s = r["sets"][k]
             ratio = f"{s['wer'] / best[k]:.2f}" if best[k] else "-"
@@ -190,10 +191,10 @@ def format_tables(rows: list[dict], sets: dict, timing_set: str, args) -> str:
     single = " (pocketsphinx: 1)" if peers else ""
     lines += ["", f"Streaming on {SETS[timing_set][0]} ({n} utts), {args.threads} thread(s){single}, "
               f"{args.chunk_ms:.0f} ms chunks",
-              f"{'model':<24} {'RTF':>7} {'algo ms':>8} {'1st partial ms':>15}"]
+              f"{'model':<{width}} {'RTF':>7} {'algo ms':>8} {'1st partial ms':>15}"]
     for r in rows:
         algo = f"{r['algo_ms']:.0f}" if r["algo_ms"] is not None else "-"
-        lines.append(f"{r['name']:<24} {r['rtf']:>7.4f} {algo:>8} {r['first_partial_ms']:>15.0f}")
+        lines.append(f"{r['name']:<{width}} {r['rtf']:>7.4f} {algo:>8} {r['first_partial_ms']:>15.0f}")
     return "\n".join(lines)
 
 
