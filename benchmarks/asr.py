@@ -38,16 +38,13 @@ from pathlib import Path
 
 import torch
 
-from zoo.evaluate import NARROWBAND_RATE, load_eval_set, load_item_audio, streaming_rtf, transcribe_items
+from zoo.evaluate import TEST_SETS, load_eval_set, load_item_audio, streaming_rtf, transcribe_items
 from zoo.metrics import bootstrap_wer, error_rates
 
 # name -> (title, load_eval_set kwargs)
-SETS = {
-    "an4": ("AN4 test", {"corpus": "an4", "split": "test"}),
-    "speechocean762": ("speechocean762 test", {"corpus": "speechocean762", "split": "test"}),
-    "alphanumeric": ("alphanumeric names+numbers (prompt refs)", {"corpus": "alphanumeric", "split": "test"}),
-    "an4-8k": ("AN4 test at 8 kHz", {"corpus": "an4", "split": "test", "sample_rate": NARROWBAND_RATE}),
-}
+SETS = {k: (title, TEST_SETS[k]) for k, title in (
+    ("an4", "AN4 test"), ("speechocean762", "speechocean762 test"),
+    ("alphanumeric", "alphanumeric names+numbers (prompt refs)"), ("an4-8k", "AN4 test at 8 kHz"))}
 PEERS = ("pocketsphinx", "pocketsphinx-generic")
 NORMALIZER = "upper"
 

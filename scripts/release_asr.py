@@ -25,7 +25,7 @@ import yaml
 
 from zoo.cards import render_card
 from zoo.errors import ZooError
-from zoo.evaluate import evaluate_asr, format_report, load_eval_set
+from zoo.evaluate import TEST_SETS, evaluate_asr, format_report, load_eval_set
 from zoo.export import best_checkpoints, export_checkpoint
 from zoo.hub import load_folder
 from zoo.io import atomic_write_text
@@ -82,6 +82,7 @@ def release(args) -> Path:
         raise ZooError(f"training config not found: {args.config}")
     ckpts = best_checkpoints(args.ckpt, args.average) if args.average else args.ckpt
     export_checkpoint(ckpts, out, name=args.name)
+    args.train_yaml = yaml.safe_load(train_cfg.read_text()) or {}  # read once: the card's recipe and data
     model = load_folder(out)
     cfg = json.loads((out / "config.json").read_text())
     if is_multitalker(model):
@@ -103,7 +104,7 @@ def release(args) -> Path:
     if args.design and not design.is_file():
         raise ZooError(f"design notes not found: {args.design}")
     design_md = design.read_text() if design.is_file() else ""
-    corpora = set(((yaml.safe_load(train_cfg.read_text()) or {}).get("data") or {}).get("corpora") or {})
+    corpora = set((args.train_yaml.get("data") or {}).get("corpora") or {})
     data_md = " ".join(DATA_LICENSES[c] for c in sorted(corpora) if c in DATA_LICENSES) or None
     extra = {"data_md": data_md, "datasets": [DATASET_IDS[c] for c in sorted(corpora)]} if data_md else {}
     card = render_card(args.name, cfg, summary=args.summary or "", results_md=results_md,
@@ -122,15 +123,14 @@ DATA_LICENSES = {
 }
 DATASET_IDS = {"an4": "cmu-an4", "speechocean762": "speechocean762"}
 
-# name -> (corpus, split, input sample rate or None, card description)
-EVAL_SETS = {
-    "an4": ("an4", "test", None, "AN4 test (130 utterances, 10 unseen speakers)"),
-    "speechocean762": ("speechocean762", "test", None,
-                       "speechocean762 test (2,500 utterances, 125 unseen Mandarin-L1 speakers, half children)"),
-    "alphanumeric": ("alphanumeric", "test", None,
-                     "alphanumeric names + numbers (140 recordings, 70 speakers; references are the prompts)"),
-    "an4-8k": ("an4", "test", 8000, "AN4 test read at 8 kHz (telephone band), upsampled by the model"),
+# name (zoo.evaluate.TEST_SETS) -> (corpus, split, input sample rate or None, card description)
+_CARD_TITLES = {
+    "an4": "AN4 test (130 utterances, 10 unseen speakers)",
+    "speechocean762": "speechocean762 test (2,500 utterances, 125 unseen Mandarin-L1 speakers, half children)",
+    "alphanumeric": "alphanumeric names + numbers (140 recordings, 70 speakers; references are the prompts)",
+    "an4-8k": "AN4 test read at 8 kHz (telephone band), upsampled by the model",
 }
+EVAL_SETS = {k: (v["corpus"], v["split"], v.get("sample_rate"), _CARD_TITLES[k]) for k, v in TEST_SETS.items()}
 
 
 def eval_command(name: str, set_name: str, beam: int) -> str:
@@ -200,13 +200,13 @@ resamples of utterances (and of speakers).
 RTF depends on the CPU; it was measured on the 2-core machine that trained the model. Side by side with the
 other releases and the pocketsphinx peer: `python benchmarks/asr.py` (README).
 """
-    tc = yaml.safe_load(Path(args.config).read_text()) if Path(args.config).is_file() else {}
-    data = (tc or {}).get("data") or {}
+    tc = args.train_yaml
+    data = tc.get("data") or {}
     corpora = ", ".join(f"{k} x{v}" for k, v in (data.get("corpora") or {"an4": 1}).items())
     augment = str(data.get("augment")).replace("{", "{{").replace("}", "}}")  # recipe_md is .format()ed later
     avg = (f"the average of the {args.average} best checkpoints by dev WER (`--average {args.average}`)"
            if args.average else "the checkpoint given")
-    init = (((tc or {}).get("model") or {}).get("init_args") or {}).get("init_from")
+    init = ((tc.get("model") or {}).get("init_args") or {}).get("init_from")
     start = f"Started from `{init}` and trained" if init else "Trained from scratch"
     recipe_md = f"""{start} on a 2-core CPU{{t}} on a weighted mix of corpora (passes per epoch: {corpora}), each
 corpus's dev speakers held out (AN4: 8 of 74 train speakers; speechocean762: 16 of 125, both age groups and

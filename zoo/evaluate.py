@@ -14,6 +14,13 @@ from zoo.metrics import bootstrap_wer, error_rates
 
 NARROWBAND_RATE = 8000
 EVAL_CORPORA = ("an4", "speechocean762", "alphanumeric")
+# The named test sets of the benchmark and the release cards: name -> load_eval_set kwargs.
+TEST_SETS = {
+    "an4": {"corpus": "an4", "split": "test"},
+    "speechocean762": {"corpus": "speechocean762", "split": "test"},
+    "alphanumeric": {"corpus": "alphanumeric", "split": "test"},
+    "an4-8k": {"corpus": "an4", "split": "test", "sample_rate": NARROWBAND_RATE},
+}
 _CORE = ("audio", "text", "speaker", "duration")
 
 
