@@ -25,7 +25,7 @@ def _data_root() -> Path:
 def an4_root() -> Path:
     root = _data_root() / "an4"
     if not (root / "etc" / "an4_test.fileids").is_file():
-        pytest.fail(f"AN4 not found at {root}; set ZOO_DATA to the folder holding an4/")
+        pytest.skip(f"AN4 not found at {root}; set ZOO_DATA to the folder holding an4/")
     return root
 
 
