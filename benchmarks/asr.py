@@ -10,15 +10,15 @@ a full run is long), ``alphanumeric`` names + phone numbers (140 recordings; ref
 16 kHz as ``transcribe`` does for any rate; pocketsphinx gets the same 8 kHz round trip at 16 kHz).
 ``--limit N`` keeps the first N utterances of each set (quick runs, tests).
 
-Rows: every released ASR model (``zoo.registry``: task ``asr``, bundled, not superseded; or ``--models``),
-greedy, no external LM; plus the peers (``zoo.peers.PocketsphinxPeer``, skipped with a note when the optional
+Rows: every released ASR model (``zoo.hub.registry``: task ``asr``, bundled, not superseded; or ``--models``),
+greedy, no external LM; plus the peers (``zoo.evaluation.peers.PocketsphinxPeer``, skipped with a note when the optional
 extra ``zoo[peers]`` is not installed): ``pocketsphinx`` (bundled en-us acoustic model, trigram LM from the
 training transcripts of the set's domain, an4.dic / corpus lexicon / CMUdict: on AN4 the issue's 11.5%
 reference; ``--peer-lm joint``: one LM from AN4 + speechocean762 transcripts) and ``pocketsphinx-generic`` (the
 same acoustic model with its bundled general-English LM and CMUdict, as installed; RTF ~0.3, the slowest row
 on speechocean762). ``--peers`` picks them.
 
-Per system and set: WER with a 95% bootstrap CI over utterances (``zoo.metrics``, after the "upper" normaliser)
+Per system and set: WER with a 95% bootstrap CI over utterances (``zoo.metrics.wer``, after the "upper" normaliser)
 and its ratio to the best peer's WER on that set (the lowest of the peer rows). Per system, on AN4 test (or the
 first chosen set): streaming RTF at ``--threads`` threads (pocketsphinx is single-threaded) and median
 first-partial latency.
@@ -38,8 +38,8 @@ from pathlib import Path
 
 import torch
 
-from zoo.evaluate import TEST_SETS, load_eval_set, load_item_audio, streaming_rtf, transcribe_items
-from zoo.metrics import bootstrap_wer, error_rates
+from zoo.evaluation.asr import TEST_SETS, load_eval_set, load_item_audio, streaming_rtf, transcribe_items
+from zoo.metrics.wer import bootstrap_wer, error_rates
 
 # name -> (title, load_eval_set kwargs)
 SETS = {k: (title, TEST_SETS[k]) for k, title in (
@@ -119,7 +119,7 @@ DOMAIN_LM = {"an4": ("an4",), "an4-8k": ("an4",), "alphanumeric": ("an4",), "spe
 
 def bench_pocketsphinx(name: str, sets: dict, timing_set: str, chunk_ms: float, n_boot: int, data_dir=None,
                        lm: str = "domain", group: int = 64) -> dict:
-    from zoo.peers import DEFAULT_CORPORA, PocketsphinxPeer
+    from zoo.evaluation.peers import DEFAULT_CORPORA, PocketsphinxPeer
 
     generic = name == "pocketsphinx-generic"
     cache: dict[tuple, PocketsphinxPeer] = {}
@@ -157,7 +157,7 @@ def bench_pocketsphinx(name: str, sets: dict, timing_set: str, chunk_ms: float, 
 
 
 def released_asr_models() -> list[str]:
-    from zoo.registry import MODELS, bundled_folder
+    from zoo.hub.registry import MODELS, bundled_folder
 
     return [n for n, m in MODELS.items() if m["task"] == "asr" and not m.get("superseded_by")
             and (bundled_folder(n) / "config.json").is_file()]
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     if not peers:
         note = "note: peer rows left out: ratios to the best peer are '-'"
     else:
-        from zoo.peers import pocketsphinx_available
+        from zoo.evaluation.peers import pocketsphinx_available
 
         if all(p in reused for p in peers) or pocketsphinx_available():
             rows += [reused[p] if p in reused else bench_pocketsphinx(p, sets, timing_set, args.chunk_ms,

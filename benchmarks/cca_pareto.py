@@ -16,9 +16,12 @@ Every model must have a `cca_transformer` encoder. For each, on AN4 test (or --s
   2*4*D^2 + 2*2*D*ffn + 2*2*D*K_t, K_t = min(t + 1, window + 1) keys, vs K_t = min(t + 1, left_context + 1),
   plus the input projection 2*(stack*F)*D per frame in both; it is checked against infer()'s count.
 - wall %: encoder wall-clock at --threads (default 1) threads, the model as it is vs the same weights all on
-  (full span), same utterances, --repeats passes, each utterance run in both modes back to back (alternating
-  which goes first), median of the per-pass totals; for the whole utterance at once ("utt") and streamed in
-  --chunk-ms chunks. The all-on row (identical work in both modes) shows the measurement noise.
+  (full span), same utterances, --repeats passes, each input run in both modes back to back (alternating
+  which goes first), median of the per-pass totals; for batch transcription ("batch": ``forward`` in eval
+  mode on --batch-size utterances padded together, sorted by length; gated models run their active frames
+  only, the dense reference ``forward(force_all_on=True, left=left_context)`` is the all-on model's batch
+  path), for the whole utterance at once ("utt", ``infer``) and streamed in --chunk-ms chunks. The all-on
+  row (identical work in both modes) shows the measurement noise. A second table gives the seconds.
 - per-layer MHA / FFN on-rates over all frames.
 - ratios vs the all-on model: WER x and FLOPs x against the input whose encoder is `gated: false, window: 0`
   (or --baseline).
@@ -38,10 +41,10 @@ from pathlib import Path
 import torch
 
 from zoo.audio import load_audio
-from zoo.decoding import greedy_search
-from zoo.evaluate import load_eval_set
+from zoo.models.decoding import greedy_search
+from zoo.evaluation.asr import load_eval_set
 from zoo.io import atomic_write_text
-from zoo.metrics import bootstrap_wer, error_rates
+from zoo.metrics.wer import bootstrap_wer, error_rates
 from zoo.nets.cca_transformer import CCATransformerEncoder
 from zoo.nets.encoder import stack_frames
 
@@ -69,8 +72,9 @@ def _val_wer(name: str) -> float:
 
 def load_model(src: str):
     """(net, {"name", "source", "compute_weight", "init_from"}) from a run folder, .ckpt, model folder or model name."""
-    from zoo.export import net_from_checkpoint
-    from zoo.hub import from_pretrained, load_folder
+    from zoo.hub.export import net_from_checkpoint
+    from zoo.models.base import load_folder
+    from zoo.hub import from_pretrained
 
     p = Path(src)
     lam = init_from = None
@@ -153,8 +157,34 @@ def time_encoder(enc: CCATransformerEncoder, xs: list[torch.Tensor], chunk: int,
     return {"model_s": m, "dense_s": d, "ratio": m / d if d else float("nan"), "passes": times}
 
 
+def time_batch(enc: CCATransformerEncoder, xs: list[torch.Tensor], batch_size: int, repeats: int) -> dict:
+    """Batch ``forward`` (eval) wall-clock (s) over all utterances in padded batches of ``batch_size`` (sorted by
+    length), the model as it is vs dense (every gate on, full span), interleaved as in ``time_encoder``."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i].shape[1])
+    batches = []
+    for i in range(0, len(order), batch_size):
+        us = [xs[j][0].reshape(-1, enc.inp[1].in_features // enc.subsampling) for j in order[i:i + batch_size]]
+        lens = torch.tensor([u.shape[0] for u in us])  # (B,) input frames; stacking in forward is a reshape
+        batches.append((torch.nn.utils.rnn.pad_sequence(us, batch_first=True), lens))
+    dense_kw = {"force_all_on": True, "left": enc.left_context}
+    times = {"model": [0.0] * repeats, "dense": [0.0] * repeats}
+    with torch.inference_mode():
+        for f, lens in batches[:2]:  # warm-up
+            enc(f, lens)
+            enc(f, lens, **dense_kw)
+        for r in range(repeats):
+            for i, (f, lens) in enumerate(batches):
+                for mode in (("model", "dense") if (r + i) % 2 == 0 else ("dense", "model")):
+                    t0 = time.perf_counter()
+                    enc(f, lens, **(dense_kw if mode == "dense" else {}))
+                    times[mode][r] += time.perf_counter() - t0
+    m, d = statistics.median(times["model"]), statistics.median(times["dense"])
+    return {"model_s": m, "dense_s": d, "ratio": m / d if d else float("nan"), "passes": times,
+            "batch_size": batch_size}
+
+
 def evaluate(net, meta: dict, items: list[dict], repeats: int = 5, chunk_ms: float = 160.0, threads: int = 1,
-             n_boot: int = 1000) -> dict:
+             n_boot: int = 1000, batch_size: int = 8) -> dict:
     enc: CCATransformerEncoder = net.encoder
     kind = kind_of(enc, meta.get("init_from"))
     norm = getattr(net, "zoo_config", {}).get("normalizer", "upper")
@@ -183,6 +213,7 @@ def evaluate(net, meta: dict, items: list[dict], repeats: int = 5, chunk_ms: flo
     torch.set_num_threads(threads)
     try:
         chunk = max(1, round(chunk_ms / net.frame_ms)) if chunk_ms > 0 else 0
+        wall_batch = time_batch(enc, xs, batch_size, repeats) if batch_size > 0 else None
         wall_utt = time_encoder(enc, xs, 0, repeats)
         wall_stream = time_encoder(enc, xs, chunk, repeats) if chunk else None
     finally:
@@ -196,7 +227,8 @@ def evaluate(net, meta: dict, items: list[dict], repeats: int = 5, chunk_ms: flo
             "flops": flops, "flops_counted": counted, "flops_dense": dense, "flops_analytic": analytic_model,
             "flops_analytic_dense": analytic_dense, "flops_frac": flops / dense if dense else float("nan"),
             "gflops_per_audio_s": flops / audio_s / 1e9 if audio_s else float("nan"),
-            "wall_utt": wall_utt, "wall_stream": wall_stream, "chunk_ms": chunk_ms, "threads": threads,
+            "wall_batch": wall_batch, "wall_utt": wall_utt, "wall_stream": wall_stream, "chunk_ms": chunk_ms,
+            "threads": threads,
             "encoder_rtf_utt": wall_utt["model_s"] / audio_s if audio_s else float("nan"),
             "mha_on": [r[0] for r in rate], "ffn_on": [r[1] for r in rate],
             "params": sum(p.numel() for p in net.parameters())}
@@ -235,7 +267,7 @@ def _label(r: dict) -> str:
 
 
 def format_table(rows: list[dict], base: dict | None, markdown: bool = False) -> str:
-    head = ["run", "kind", "λ / window", "WER %", "95% CI", "FLOPs %", "wall % utt",
+    head = ["run", "kind", "λ / window", "WER %", "95% CI", "FLOPs %", "wall % batch", "wall % utt",
             f"wall % {rows[0]['chunk_ms']:.0f}ms" if rows and rows[0]["wall_stream"] else "wall % stream",
             "MHA on %", "FFN on %", "WER x", "FLOPs x", "Pareto"]
     pts = [(r["flops_frac"], r["wer"]) for r in rows]
@@ -245,11 +277,12 @@ def format_table(rows: list[dict], base: dict | None, markdown: bool = False) ->
         mha = 100 * sum(r["mha_on"]) / len(r["mha_on"])
         ffn = 100 * sum(r["ffn_on"]) / len(r["ffn_on"])
         ws = f"{100 * r['wall_stream']['ratio']:.1f}" if r["wall_stream"] else "-"
+        wb = f"{100 * r['wall_batch']['ratio']:.1f}" if r.get("wall_batch") else "-"
         wx = f"{r['wer'] / base['wer']:.3f}" if base and base["wer"] else "-"
         fx = f"{r['gflops_per_audio_s'] / base['gflops_per_audio_s']:.3f}" if base else "-"
         val = "-" if r["value"] is None else f"{r['value']:g}"
         body.append([r["name"], r["kind"], val, f"{100 * r['wer']:.2f}", f"{100 * r['low']:.2f}-{100 * r['high']:.2f}",
-                     f"{100 * r['flops_frac']:.1f}", f"{100 * r['wall_utt']['ratio']:.1f}", ws,
+                     f"{100 * r['flops_frac']:.1f}", wb, f"{100 * r['wall_utt']['ratio']:.1f}", ws,
                      f"{mha:.1f}", f"{ffn:.1f}", wx, fx, "*" if i in front else ""])
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -258,6 +291,20 @@ def format_table(rows: list[dict], base: dict | None, markdown: bool = False) ->
     widths = [max(len(h), *(len(b[k]) for b in body)) if body else len(h) for k, h in enumerate(head)]
     fmt = lambda cells: "  ".join(c.rjust(w) if k > 1 else c.ljust(w) for k, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     return "\n".join([fmt(head)] + [fmt(b) for b in body])
+
+
+def wall_table(rows: list[dict]) -> str:
+    """Encoder seconds at --threads: the model as it is / same weights all on (full span), and their ratio."""
+    lines = ["encoder wall-clock s (median pass): model / all on = ratio"]
+    for r in rows:
+        cells = []
+        for key, name in (("wall_batch", "batch"), ("wall_utt", "utt"), ("wall_stream", f"{r['chunk_ms']:.0f}ms")):
+            w = r.get(key)
+            if w:
+                extra = f" (B={w['batch_size']})" if key == "wall_batch" else ""
+                cells.append(f"{name}{extra} {w['model_s']:.3f} / {w['dense_s']:.3f} = {w['ratio']:.3f}")
+        lines.append(f"  {r['name']:<16} " + "   ".join(cells))
+    return "\n".join(lines)
 
 
 def layer_table(rows: list[dict]) -> str:
@@ -326,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="interleaved timing passes per mode")
     ap.add_argument("--chunk-ms", type=float, default=160.0, help="streamed timing chunk (0: whole utterance only)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=8, help="utterances per padded batch of the batch-forward "
+                    "timing (0: skip it)")
     ap.add_argument("--baseline", default=None, help="the all-on reference input (default: the one with gated: false)")
     ap.add_argument("--out-dir", default="reports/cca_pareto")
     args = ap.parse_args(argv)
@@ -337,10 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for src in args.inputs:
         net, meta = load_model(src)
-        rows.append(evaluate(net, meta, items, repeats=args.repeats, chunk_ms=args.chunk_ms, threads=args.threads))
+        rows.append(evaluate(net, meta, items, repeats=args.repeats, chunk_ms=args.chunk_ms, threads=args.threads,
+                             batch_size=args.batch_size))
         r = rows[-1]
         print(f"  {r['name']}: WER {100 * r['wer']:.2f}%, FLOPs {100 * r['flops_frac']:.1f}%, "
-              f"wall {100 * r['wall_utt']['ratio']:.1f}%", flush=True)
+              f"wall {100 * r['wall_utt']['ratio']:.1f}% utt"
+              + (f", {100 * r['wall_batch']['ratio']:.1f}% batch" if r["wall_batch"] else ""), flush=True)
         if r["kind"] == "window" and r["flops_analytic"] != r["flops_counted"]:
             print(f"  warning: {r['name']}: analytic FLOPs {r['flops_analytic']} != counted {r['flops_counted']}")
     base = find_baseline(rows, args.baseline)
@@ -353,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     notes += verdict(rows)
     print(title)
     print(table)
+    print(wall_table(rows))
     print(layer_table(rows))
     print("\n".join(notes))
     out = Path(args.out_dir)

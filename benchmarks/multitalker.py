@@ -6,7 +6,7 @@ two-speaker mixture test set, in one run.
 
 Models are released names, model folders or Hub ids (default: every released multitalker-asr model).
 Every model decodes the same sessions (batch greedy ``transcribe``; streaming for the RTF and the
-stream == batch check) through ``zoo.multitalker_eval.evaluate_multitalker``, i.e. exactly the numbers of
+stream == batch check) through ``zoo.evaluation.multitalker.evaluate_multitalker``, i.e. exactly the numbers of
 ``zoo evaluate --model M``. Prints params, cpWER (95% session-bootstrap CI), ORC-WER, turn-counting
 accuracy (CI), end-of-turn latency median / P90, streaming RTF at ``--threads`` threads, and the same by
 overlap bin, with ratios (cpWER, ORC-WER, RTF) and differences (turn accuracy in points, latency in ms)
@@ -30,7 +30,7 @@ def label(name: str) -> str:
 
 
 def default_models() -> list[str]:
-    from zoo.registry import MODELS, bundled_folder
+    from zoo.hub.registry import MODELS, bundled_folder
 
     return [n for n, m in MODELS.items()
             if m["task"] == "multitalker-asr" and (bundled_folder(n) / "config.json").is_file()]
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     from zoo.hub import from_pretrained
-    from zoo.multitalker_eval import eval_set_name, evaluate_multitalker, is_multitalker, load_mix_sessions
+    from zoo.evaluation.multitalker import eval_set_name, evaluate_multitalker, is_multitalker, load_mix_sessions
 
     torch.set_num_threads(args.threads)
     names = args.models or default_models()

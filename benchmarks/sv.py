@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.sv_eval import an4_sv_set, evaluate_sv
+from zoo.evaluation.speaker import an4_sv_set, evaluate_sv
 
 KEYS = [("eer", "EER %", 100), ("min_dcf_0.01", "minDCF .01", 1), ("min_dcf_0.05", "minDCF .05", 1),
         ("eer_f", "EER f %", 100), ("eer_m", "EER m %", 100), ("gender_gap", "gap %", 100)]
@@ -26,7 +26,7 @@ GOALS = {"eer": -7.7, "gender_gap": -17.0}
 def load_run(path: str):
     """A .ckpt written by zoo fit, or anything from_pretrained takes."""
     if str(path).endswith(".ckpt"):
-        from zoo.export import net_from_checkpoint
+        from zoo.hub.export import net_from_checkpoint
 
         return net_from_checkpoint(path)[0]
     from zoo.hub import from_pretrained

@@ -105,14 +105,14 @@ def time_recipe(name: str, configs: list[str], steps: int = 30, warmup: int = 5,
     """Build one recipe (config files + ``extra`` CLI arguments) through the Lightning CLI and time its training
     steps; returns a row (no ratios)."""
     from zoo.data import SpeechDataModule
-    from zoo.lightning_cli import ZooLightningCLI
+    from zoo.cli.lightning import ZooLightningCLI
 
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
     torch.set_num_threads(threads)
     timer = StepTimer(warmup, steps)
     with tempfile.TemporaryDirectory(prefix="zoo-train-speed-") as root:
-        # the same CLI class and settings as zoo.lightning_cli.run ("zoo fit"), but built without running, so
+        # the same CLI class and settings as zoo.cli.lightning.run ("zoo fit"), but built without running, so
         # the timer can be added as an extra callback and fit() called here
         cli = ZooLightningCLI(L.LightningModule, SpeechDataModule, subclass_mode_model=True,
                               subclass_mode_data=False, save_config_kwargs={"overwrite": True},

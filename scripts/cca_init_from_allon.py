@@ -11,9 +11,9 @@ import argparse
 import torch
 
 from zoo.errors import ZooError
-from zoo.export import net_from_checkpoint
-from zoo.hub import model_config, save_pretrained
-from zoo.registry import architecture_class
+from zoo.hub.export import net_from_checkpoint
+from zoo.models.base import model_config, save_pretrained
+from zoo.models.base import architecture_class
 
 GATE_BIAS = 2.0
 

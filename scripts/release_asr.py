@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 import yaml
 
-from zoo.cards import render_card
+from zoo.hub.cards import render_card
 from zoo.errors import ZooError
-from zoo.evaluate import TEST_SETS, evaluate_asr, format_report, load_eval_set
-from zoo.export import best_checkpoints, export_checkpoint
-from zoo.hub import load_folder
+from zoo.evaluation.asr import TEST_SETS, evaluate_asr, format_report, load_eval_set
+from zoo.hub.export import best_checkpoints, export_checkpoint
+from zoo.models.base import load_folder
 from zoo.io import atomic_write_text
-from zoo.multitalker_eval import is_multitalker
+from zoo.evaluation.multitalker import is_multitalker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -123,7 +123,7 @@ DATA_LICENSES = {
 }
 DATASET_IDS = {"an4": "cmu-an4", "speechocean762": "speechocean762"}
 
-# name (zoo.evaluate.TEST_SETS) -> (corpus, split, input sample rate or None, card description)
+# name (zoo.evaluation.asr.TEST_SETS) -> (corpus, split, input sample rate or None, card description)
 _CARD_TITLES = {
     "an4": "AN4 test (130 utterances, 10 unseen speakers)",
     "speechocean762": "speechocean762 test (2,500 utterances, 125 unseen Mandarin-L1 speakers, half children)",
@@ -283,7 +283,7 @@ def _ms(d: dict) -> str:
 def multitalker_results(args, model, train_cfg: Path):
     """As :func:`asr_results`, for a multi-talker (STS) model on the fixed AN4 two-speaker mixture test set."""
 
-    from zoo.multitalker_eval import (eval_set_name, evaluate_multitalker, format_multitalker_report, headline,
+    from zoo.evaluation.multitalker import (eval_set_name, evaluate_multitalker, format_multitalker_report, headline,
                                       load_mix_sessions)
 
     items = load_mix_sessions(split="test", sessions=args.sessions, data_dir=args.data_dir)
@@ -365,7 +365,7 @@ trained the model.
     weights = ", ".join(f"{k} {v}" for k, v in w.items()) if isinstance(w, dict) else "uniform"
     start = (f"Warm-started from the single-speaker `{m['asr_init']}` (its LSTM layers split between the mixture and "
              "recognition encoders, separator = identity per channel, featurizer, predictor and joiner copied: "
-             "`zoo.nets.sts.warm_start_from_transducer`), then trained" if m.get("asr_init") else "Trained from scratch")
+             "`zoo.models.sts.warm_start_from_transducer`), then trained" if m.get("asr_init") else "Trained from scratch")
     recipe_md = f"""{start}{{t}} on a 2-core CPU{f", {steps} steps" if steps else ""}, on two-speaker sessions mixed on the
 fly from AN4 train minus a speaker-disjoint dev slice: every training utterance becomes the first turn of a
 session of {mix.get("min_turns", 2)}-{mix.get("max_turns", 4)} alternating turns with another training speaker (overlap-bin weights

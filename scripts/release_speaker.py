@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
-from zoo.cards import render_card
-from zoo.export import export_checkpoint
-from zoo.hub import load_folder
+from zoo.hub.cards import render_card
+from zoo.hub.export import export_checkpoint
+from zoo.models.base import load_folder
 from zoo.io import atomic_write_text
-from zoo.sv_eval import an4_sv_set, calibrate_threshold, evaluate_sv
-from zoo.sv_metrics import det_curve, format_sv_report, plot_det
+from zoo.evaluation.speaker import an4_sv_set, calibrate_threshold, evaluate_sv
+from zoo.metrics.speaker import det_curve, format_sv_report, plot_det
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = [("eer", "EER", "eer"), ("min_dcf_0.01", "minDCF (p=0.01)", "min_dcf"),

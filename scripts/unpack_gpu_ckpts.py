@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.hub import model_config
+from zoo.models.base import model_config
 from zoo.tasks import TransducerTask
 
 

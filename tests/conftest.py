@@ -37,7 +37,7 @@ def an4_wavs(an4_root) -> list[Path]:
 
 
 def make_tiny_net(seed: int = 0):
-    from zoo.asr import TransducerASR
+    from zoo.models.transducer import TransducerASR
     from zoo.text import CharTokenizer
 
     torch.manual_seed(seed)
@@ -55,8 +55,8 @@ def tiny_net():
 @pytest.fixture
 def tiny_folder(tmp_path, tiny_net) -> Path:
     """A complete model folder of a tiny random transducer (config.json + safetensors + card)."""
-    from zoo.cards import render_card
-    from zoo.hub import model_config, save_pretrained
+    from zoo.hub.cards import render_card
+    from zoo.models.base import model_config, save_pretrained
 
     cfg = model_config(tiny_net)
     return save_pretrained(tiny_net, tmp_path / "tiny-model", config=cfg, card=render_card("tiny-model", cfg))
@@ -106,7 +106,7 @@ TINY_SPEAKER = {"featurizer": {"sample_rate": 16000, "n_mels": 40},
 
 
 def make_tiny_speaker(seed: int = 0):
-    from zoo.speaker import SpeakerEmbedder
+    from zoo.models.speaker import SpeakerEmbedder
 
     torch.manual_seed(seed)
     net = SpeakerEmbedder(**TINY_SPEAKER)
@@ -117,8 +117,8 @@ def make_tiny_speaker(seed: int = 0):
 @pytest.fixture
 def tiny_speaker_folder(tmp_path) -> Path:
     """A tiny random speaker model folder with a verification threshold in its config.json."""
-    from zoo.cards import render_card
-    from zoo.hub import model_config, save_pretrained
+    from zoo.hub.cards import render_card
+    from zoo.models.base import model_config, save_pretrained
 
     net = make_tiny_speaker()
     cfg = model_config(net, verification={"threshold": 0.5, "calibrated_on": "test"})

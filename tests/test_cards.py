@@ -6,7 +6,7 @@ import json
 import pytest
 from huggingface_hub import ModelCard
 
-from zoo.registry import MODELS, bundled_folder, list_models
+from zoo.hub.registry import MODELS, bundled_folder, list_models
 
 RELEASED = [n for n in sorted(MODELS) if (bundled_folder(n) / "config.json").is_file()]
 

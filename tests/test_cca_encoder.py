@@ -121,7 +121,7 @@ def test_sliding_window_flops_follow_the_attention_span_formula():
 
 
 def test_gated_model_streamed_equals_full_with_the_same_gate_decisions(an4_wavs):
-    from zoo.asr import TransducerASR
+    from zoo.models.transducer import TransducerASR
     from zoo.audio import load_audio
     from zoo.text import CharTokenizer
 

@@ -43,7 +43,7 @@ def test_pareto_front_on_hand_made_points(pareto):
 
 
 def _tiny_net(encoder: dict, seed: int):
-    from zoo.asr import TransducerASR
+    from zoo.models.transducer import TransducerASR
     from zoo.text import CharTokenizer
 
     torch.manual_seed(seed)
@@ -62,7 +62,7 @@ def _tiny_net(encoder: dict, seed: int):
 def inputs(tmp_path, an4_wavs):
     """An all-on model folder, a CCA run folder (best + last checkpoints, lambda in hparams) and a
     sliding-window model folder with its training config; a 3-utterance manifest of real AN4 audio."""
-    from zoo.hub import model_config, save_pretrained
+    from zoo.models.base import model_config, save_pretrained
 
     allon = _tiny_net({**TINY, "gated": False}, 0)
     cca = _tiny_net(TINY, 1)
@@ -152,7 +152,7 @@ def test_sweep_dry_run_prints_the_expected_commands(sweep, capsys):
 
 
 def test_sweep_commands_parse_in_the_real_cli(sweep, capsys):
-    from zoo.cli import main
+    from zoo.cli.main import main
     from zoo.nets import build_encoder
 
     runs = {r["name"]: r for r in sweep.plan("exp/s", [0.5], [16], True, max_steps=200)}
@@ -222,7 +222,7 @@ def test_cca_init_from_allon_checkpoint(tmp_path):
     """scripts/cca_init_from_allon.py: an all-on checkpoint -> a gated folder with the same weights and
     every gate on at the start (weight 0, bias +2), which a CCA fine-tune can init_from."""
     from zoo import from_pretrained
-    from zoo.hub import model_config
+    from zoo.models.base import model_config
 
     allon = _tiny_net({**TINY, "gated": False}, 0)
     ck = tmp_path / "allon.ckpt"

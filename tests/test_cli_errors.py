@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from zoo.cli import main
+from zoo.cli.main import main
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_bad_input_in_process(case, bad, capsys):
 def test_bad_input_real_command(case, bad):
     """The real process: exit status 2, exactly one stderr line (no warnings, no traceback)."""
     template, match = CASES[case]
-    p = subprocess.run([sys.executable, "-m", "zoo.cli", *_argv(template, bad)], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-m", "zoo", *_argv(template, bad)], capture_output=True, text=True,
                        timeout=120, cwd=bad["dir"])
     assert p.returncode == 2, p.stderr
     _check_one_error_line(p.stderr, p.stdout, match)

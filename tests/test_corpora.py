@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.cli import main
+from zoo.cli.main import main
 from zoo.errors import ZooError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 from lhotse import CutSet
 
-from zoo.cli import main
+from zoo.cli.main import main
 from zoo.data import SpeechDataModule, an4_cuts, load_cuts, read_manifest, write_manifest
 from zoo.data.datamodule import AudioBatchDataset
 from zoo.errors import ManifestError, ZooError

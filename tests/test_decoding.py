@@ -12,10 +12,10 @@ import torch
 
 from conftest import make_tiny_net
 from test_streaming import lively_net
-from zoo.asr import TransducerASR
+from zoo.models.transducer import TransducerASR
 from zoo.audio import load_audio
-from zoo.decoding import beam_search, greedy_search
-from zoo.metrics import bootstrap_wer, error_rates
+from zoo.models.decoding import beam_search, greedy_search
+from zoo.metrics.wer import bootstrap_wer, error_rates
 from zoo.text import CharTokenizer
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from zoo.asr import TransducerASR
+from zoo.models.transducer import TransducerASR
 from zoo.nets import ENCODERS
 from zoo.text import CharTokenizer
 

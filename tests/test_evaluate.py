@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from zoo.evaluate import evaluate_asr, format_report
-from zoo.metrics import error_rates
+from zoo.evaluation.asr import evaluate_asr, format_report
+from zoo.metrics.wer import error_rates
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def manifest(tmp_path, an4_root, an4_wavs):
 
 
 def test_evaluate_asr_numbers_are_consistent(tiny_net, manifest):
-    from zoo.evaluate import load_eval_set
+    from zoo.evaluation.asr import load_eval_set
 
     items = load_eval_set(manifest=str(manifest))
     assert len(items) == 3 and all(it["text"] for it in items)
@@ -43,7 +43,7 @@ def test_evaluate_asr_numbers_are_consistent(tiny_net, manifest):
 
 def test_evaluate_cli_writes_json_atomically(tiny_folder, manifest, tmp_path):
     out = tmp_path / "res" / "r.json"
-    r = subprocess.run([sys.executable, "-m", "zoo.cli", "evaluate", "--model", str(tiny_folder), "--manifest",
+    r = subprocess.run([sys.executable, "-m", "zoo", "evaluate", "--model", str(tiny_folder), "--manifest",
                         str(manifest), "--beam-size", "2", "--json", str(out)], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr
@@ -62,7 +62,7 @@ def _corpus_or_skip(name: str):
 
 
 def test_load_eval_set_an4_keeps_speaker_metadata(an4_root):
-    from zoo.evaluate import load_eval_set
+    from zoo.evaluation.asr import load_eval_set
 
     items = load_eval_set("an4", "test", data_dir=an4_root.parent)
     refs = [l.rsplit(" (", 1)[0].strip() for l in (an4_root / "etc" / "an4_test.transcription").read_text()
@@ -77,7 +77,7 @@ def test_load_eval_set_an4_keeps_speaker_metadata(an4_root):
 
 def test_load_eval_set_speechocean762_keeps_age_and_gender():
     from conftest import _data_root
-    from zoo.evaluate import load_eval_set
+    from zoo.evaluation.asr import load_eval_set
 
     _corpus_or_skip("speechocean762")
     d = _data_root() / "speechocean762"
@@ -100,7 +100,7 @@ def test_load_eval_set_alphanumeric_has_prompts_and_accent_metadata():
 
     from conftest import _data_root
     from zoo.errors import ZooError
-    from zoo.evaluate import load_eval_set
+    from zoo.evaluation.asr import load_eval_set
 
     _corpus_or_skip("alphanumeric")
     items = load_eval_set("alphanumeric", "test", data_dir=_data_root())
@@ -119,7 +119,7 @@ def test_narrowband_items_lose_the_upper_band(an4_root):
     import torch
 
     from zoo.audio import load_audio
-    from zoo.evaluate import load_eval_set, load_item_audio
+    from zoo.evaluation.asr import load_eval_set, load_item_audio
 
     items = load_eval_set("an4", "test", data_dir=an4_root.parent, sample_rate=8000)[:2]
     assert all(it["sample_rate"] == 8000 for it in items)
@@ -143,7 +143,7 @@ def test_narrowband_items_lose_the_upper_band(an4_root):
 
 def test_transcribe_items_sends_narrowband_audio_at_8k(tiny_net, an4_root):
     from zoo.audio import load_audio
-    from zoo.evaluate import load_eval_set, transcribe_items
+    from zoo.evaluation.asr import load_eval_set, transcribe_items
 
     wide = load_eval_set("an4", "test", data_dir=an4_root.parent)[:3]
     narrow = load_eval_set("an4", "test", data_dir=an4_root.parent, sample_rate=8000)[:3]
@@ -158,12 +158,12 @@ def test_transcribe_items_sends_narrowband_audio_at_8k(tiny_net, an4_root):
 
 
 def test_evaluate_cli_narrowband_and_bad_split(tiny_folder, manifest):
-    r = subprocess.run([sys.executable, "-m", "zoo.cli", "evaluate", "--model", str(tiny_folder), "--manifest",
+    r = subprocess.run([sys.executable, "-m", "zoo", "evaluate", "--model", str(tiny_folder), "--manifest",
                         str(manifest), "--beam-size", "2", "--narrowband", "--n-boot", "50"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "8 kHz" in r.stdout and "WER" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "zoo.cli", "evaluate", "--model", str(tiny_folder), "--corpus",
+    r = subprocess.run([sys.executable, "-m", "zoo", "evaluate", "--model", str(tiny_folder), "--corpus",
                         "alphanumeric", "--split", "train"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -182,7 +182,7 @@ def _bench():
 
 
 def test_benchmark_table_with_limit(tiny_folder, an4_root, capsys):
-    from zoo.peers import pocketsphinx_available
+    from zoo.evaluation.peers import pocketsphinx_available
 
     bench = _bench()
     out_json = tiny_folder.parent / "bench.json"

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zoo.cli import main
-from zoo.lightning_cli import run
+from zoo.cli.main import main
+from zoo.cli.lightning import run
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = str(REPO / "configs" / "ci" / "tiny.yaml")
@@ -53,7 +53,7 @@ def test_export_writes_verified_model_folder(ckpt, tmp_path, capsys, an4_wavs):
     assert all(torch.equal(got[k], want[k]) for k in want)
 
     # and the folder is a working model: same transcripts as the checkpoint's own net
-    from zoo.export import net_from_checkpoint
+    from zoo.hub.export import net_from_checkpoint
 
     net, _ = net_from_checkpoint(ckpt)
     model = from_pretrained(out)
@@ -124,7 +124,7 @@ def test_export_averages_checkpoints(ckpt, tmp_path, capsys):
 
 
 def test_export_average_best_of_run_folder(tmp_path, capsys, an4_root):
-    from zoo.export import best_checkpoints
+    from zoo.hub.export import best_checkpoints
 
     root = tmp_path / "run"  # 1-batch epochs: validation (and a scored checkpoint) after each step
     run(["fit", "--config", TINY, "--trainer.default_root_dir", str(root), "--data.data_dir", str(an4_root),

@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from zoo.cli import main
+from zoo.cli.main import main
 from zoo.text import normalize_an4
 
 REPO = Path(__file__).resolve().parent.parent
@@ -213,7 +213,7 @@ def test_trainable_predictor_with_ewc_leaves_encoder_unchanged(tiny_folder, an4_
 def test_ewc_config_fits_through_the_cli(tiny_folder, an4_small, tmp_path):
     """configs/fairness/ewc_finetune.yaml as documented (init_from on the command line; L2-SP, encoder-only and
     oversampling overrides), 2 steps on the tiny model."""
-    from zoo.lightning_cli import run
+    from zoo.cli.lightning import run
 
     cfg = str(REPO / "configs" / "fairness" / "ewc_finetune.yaml")
     m = str(an4_small["manifest"])

@@ -41,7 +41,7 @@ def test_no_pickle_in_model_folder(tiny_folder):
 
 def test_revision_pinning_and_offline_cache(hub, tiny_folder, tiny_net, tmp_path, monkeypatch):
     from conftest import make_tiny_net
-    from zoo.hub import model_config, save_pretrained
+    from zoo.models.base import model_config, save_pretrained
 
     sha1 = hub.add_repo("acme/tiny-asr", _files(tiny_folder))
     other = make_tiny_net(seed=7)
@@ -79,7 +79,7 @@ def test_missing_repo_and_revision(hub, tiny_folder):
 
 
 def test_bundled_name_makes_no_network_call(hub):
-    from zoo.registry import MODELS, bundled_folder
+    from zoo.hub.registry import MODELS, bundled_folder
 
     name = next(iter(MODELS))
     if not (bundled_folder(name) / "config.json").is_file():
@@ -107,7 +107,7 @@ def test_push_refuses_folder_without_card(hub, tiny_folder):
 
 def test_cli_push_over_http(hub, tiny_folder, tmp_path):
     env = {**__import__("os").environ, **hub.env(tmp_path / "hf_cli")}
-    r = subprocess.run([sys.executable, "-m", "zoo.cli", "push", str(tiny_folder), "acme/cli-pushed"],
+    r = subprocess.run([sys.executable, "-m", "zoo", "push", str(tiny_folder), "acme/cli-pushed"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "acme/cli-pushed" in r.stdout
@@ -142,7 +142,7 @@ def test_resolution_rules(tmp_path):
 
 
 def test_superseded_bundled_name_loads_with_one_notice(monkeypatch, capsys):
-    from zoo import hub, registry
+    from zoo.hub import folder as hub, registry
 
     entry = dict(registry.MODELS["lstm-rnnt-an4"], superseded_by="lstm-rnnt-new", superseded_why="recipe v2")
     monkeypatch.setitem(registry.MODELS, "lstm-rnnt-an4", entry)

@@ -18,8 +18,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from zoo.cli import main
-from zoo.lightning_cli import run
+from zoo.cli.main import main
+from zoo.cli.lightning import run
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = str(REPO / "configs" / "ci" / "tiny.yaml")
@@ -158,10 +158,10 @@ def test_console_script_and_python_entry_do_not_warn_about_args(capsys, an4_root
 
 
 def test_main_hands_console_argv_to_lightning_untouched(monkeypatch):
-    import zoo.lightning_cli
+    import zoo.cli.lightning
 
     seen = []
-    monkeypatch.setattr(zoo.lightning_cli, "run", seen.append)
+    monkeypatch.setattr(zoo.cli.lightning, "run", seen.append)
     monkeypatch.setattr(sys, "argv", ["zoo", "fit", "--config", TINY])
     assert main() == 0 and seen[-1] is None  # console script: LightningCLI parses sys.argv[1:] itself
     assert main(["validate", "--config", TINY]) == 0 and seen[-1] == ["validate", "--config", TINY]

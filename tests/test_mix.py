@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from zoo.cli import main
+from zoo.cli.main import main
 from zoo.errors import ManifestError
 from zoo.data.mix import (OVERLAP_BINS, SessionMixer, cut_turns, make_sessions, read_mix_manifest,
                           write_an4_mix, write_mix_manifest)
-from zoo.multitalker_metrics import overlap_ratio
+from zoo.metrics.multitalker import overlap_ratio
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from zoo.multitalker_metrics import (cpwer, emission_latency, evaluate_sessions, format_sessions_report,
+from zoo.metrics.multitalker import (cpwer, emission_latency, evaluate_sessions, format_sessions_report,
                                      match_turns, orcwer, overlap_bin, overlap_ratio, turn_counting_accuracy)
 
 

@@ -1,4 +1,4 @@
-"""zoo.peers: the ARPA trigram writer (normalised for every history; read the same by pocketsphinx), the
+"""zoo.evaluation.peers: the ARPA trigram writer (normalised for every history; read the same by pocketsphinx), the
 dictionary builder, output normalisation, and the pocketsphinx adapter on real AN4 test audio."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from zoo.errors import ZooError
-from zoo.peers import (BOS, EOS, build_dictionary, normalize_hyp, pocketsphinx_available,
+from zoo.evaluation.peers import (BOS, EOS, build_dictionary, normalize_hyp, pocketsphinx_available,
                        read_lexicon, write_arpa)
 
 TOY = [s.split() for s in ["A B C", "A B D", "B C", "C C C A", "D", "A B C", "B A"]]
@@ -15,7 +15,7 @@ needs_ps = pytest.mark.skipif(not pocketsphinx_available(), reason="pocketsphinx
 
 
 def read_arpa(path):
-    """{order: {ngram tuple: (log10 p, log10 bow)}} and the \\data\\ counts, parsed independently of zoo.peers."""
+    """{order: {ngram tuple: (log10 p, log10 bow)}} and the \\data\\ counts, parsed independently of zoo.evaluation.peers."""
     grams, counts, order = {1: {}, 2: {}, 3: {}}, {}, None
     for line in open(path, encoding="utf-8"):
         line = line.strip()
@@ -71,7 +71,7 @@ def test_arpa_rejects_bad_settings(tmp_path):
 
 
 def test_lm_never_sees_test_transcripts(an4_root):
-    from zoo.peers import training_sentences
+    from zoo.evaluation.peers import training_sentences
 
     with pytest.raises(ZooError, match="test transcripts"):
         training_sentences(("an4",), an4_root.parent, splits=("train", "test"))
@@ -121,8 +121,8 @@ def test_normalize_hyp():
 @needs_ps
 def test_pocketsphinx_peer_transcribes_real_an4(tmp_path, an4_root, an4_wavs):
     from zoo.audio import load_audio
-    from zoo.metrics import error_rates
-    from zoo.peers import PocketsphinxPeer
+    from zoo.metrics.wer import error_rates
+    from zoo.evaluation.peers import PocketsphinxPeer
 
     peer = PocketsphinxPeer(data_dir=an4_root.parent, corpora=("an4",), cache_dir=tmp_path / "cache")
     assert peer.lm_path.is_file() and peer.dict_path.is_file() and not peer.missing_words

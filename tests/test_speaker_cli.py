@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.cli import main
+from zoo.cli.main import main
 from zoo.data import make_trials, write_trials
 
 

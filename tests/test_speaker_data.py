@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from zoo.cli import main
+from zoo.cli.main import main
 from zoo.data import an4_speaker_split, make_trials, read_trials, write_trials
 from zoo.errors import ManifestError
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from zoo.lightning_cli import run
+from zoo.cli.lightning import run
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = str(REPO / "configs" / "ci" / "speaker_tiny.yaml")
@@ -56,7 +56,7 @@ def test_fit_runs_budget_and_val_eer(fitted):
 
 def test_export_checkpoint_to_model_folder(fitted, tmp_path, an4_wavs):
     import zoo
-    from zoo.cli import main
+    from zoo.cli.main import main
 
     ckpt = fitted["root"] / "checkpoints" / "last.ckpt"
     out = tmp_path / "exported"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_curve
 
-from zoo.sv_metrics import EER, MinDCF, det_curve, eer, min_dcf, plot_det, sv_report
+from zoo.metrics.speaker import EER, MinDCF, det_curve, eer, min_dcf, plot_det, sv_report
 
 
 def test_eer_hand_cases():

@@ -10,7 +10,7 @@ from conftest import TINY_SPEAKER, make_tiny_speaker
 
 import zoo
 from zoo.errors import ZooError
-from zoo.nets.speaker import ECAPATDNN
+from zoo.nets.ecapa import ECAPATDNN
 
 
 def test_ecapa_shapes_and_size():

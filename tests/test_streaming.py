@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL, make_tiny_net, randomize_zero_init, stream_encoder
-from zoo.asr import TransducerASR
+from zoo.models.transducer import TransducerASR
 from zoo.audio import load_audio
-from zoo.decoding import greedy_search
+from zoo.models.decoding import greedy_search
 from zoo.errors import ZooError
 from zoo.nets import ENCODERS
 from zoo.text import CharTokenizer

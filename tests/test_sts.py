@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.nets.sts import EOT, SOT, STSASR, Turn, sts_tokenizer
+from zoo.models.sts import EOT, SOT, STSASR, Turn, sts_tokenizer
 from zoo.tasks.sts import STSTask, assign_channels
 from zoo.text import CharTokenizer, build_tokenizer
 
@@ -210,8 +210,8 @@ def test_streaming_equals_batch(session, turn_tokens):
 
 def test_save_load_round_trip(tmp_path, session):
     from zoo import from_pretrained
-    from zoo.cards import render_card
-    from zoo.hub import model_config, save_pretrained
+    from zoo.hub.cards import render_card
+    from zoo.models.base import model_config, save_pretrained
 
     wav, _ = session
     for tt in (True, False):
@@ -229,8 +229,8 @@ def test_save_load_round_trip(tmp_path, session):
 def test_transcribe_cli_prints_turns(tmp_path, session, capsys):
     import soundfile as sf
 
-    from zoo.cli import main
-    from zoo.hub import model_config, save_pretrained
+    from zoo.cli.main import main
+    from zoo.models.base import model_config, save_pretrained
 
     wav, _ = session
     net = _biased(make_sts(True))
@@ -248,8 +248,8 @@ def test_transcribe_cli_prints_turns(tmp_path, session, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("turn_tokens", ["true", "false"])
 def test_fit_tiny_and_export(tmp_path, turn_tokens):
-    from zoo.cli import main
-    from zoo.export import export_checkpoint
+    from zoo.cli.main import main
+    from zoo.hub.export import export_checkpoint
     from zoo.hub import from_pretrained
 
     root = tmp_path / "run"
@@ -267,10 +267,10 @@ def test_warm_start_from_a_single_speaker_transducer(tmp_path, session):
     """asr_init: the ASR encoder's LSTM layers are split between the mixture and recognition encoders, the
     separator starts as the identity on each channel, and featurizer, predictor and joiner are copied (token
     rows the ASR model lacks stay as they were). A mismatched split is a clear error."""
-    from zoo.asr import TransducerASR
+    from zoo.models.transducer import TransducerASR
     from zoo.errors import ZooError
-    from zoo.hub import model_config, save_pretrained
-    from zoo.nets.sts import warm_start_from_transducer
+    from zoo.models.base import model_config, save_pretrained
+    from zoo.models.sts import warm_start_from_transducer
 
     torch.manual_seed(0)
     asr = TransducerASR({"name": "lstm", "stack": 4, "hidden": 32, "layers": 3, "dropout": 0.0},
@@ -306,9 +306,9 @@ def test_warm_start_from_a_single_speaker_transducer(tmp_path, session):
 
 
 def test_warm_start_rejects_other_vocab_and_non_lstm_encoders():
-    from zoo.asr import TransducerASR
+    from zoo.models.transducer import TransducerASR
     from zoo.errors import ZooError
-    from zoo.nets.sts import warm_start_from_transducer
+    from zoo.models.sts import warm_start_from_transducer
 
     enc = {"mixture": {"name": "lstm", "stack": 4, "hidden": 32, "layers": 1, "dropout": 0.0},
            "recognition": {"name": "lstm", "stack": 1, "hidden": 32, "layers": 1, "dropout": 0.0}}

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from test_sts import _biased, make_sts
-from zoo.multitalker_eval import evaluate_multitalker, load_mix_sessions, session_audio
-from zoo.nets.sts import Turn
+from zoo.evaluation.multitalker import evaluate_multitalker, load_mix_sessions, session_audio
+from zoo.models.sts import Turn
 from zoo.tasks.sts import assign_channels
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,8 +34,8 @@ def _net(turn_tokens: bool):
 
 
 def _folder(path: Path, turn_tokens: bool, **extra) -> Path:
-    from zoo.cards import render_card
-    from zoo.hub import model_config, save_pretrained
+    from zoo.hub.cards import render_card
+    from zoo.models.base import model_config, save_pretrained
 
     net = _net(turn_tokens)
     cfg = model_config(net, **extra)
@@ -66,6 +66,7 @@ class OracleSTS(torch.nn.Module):
 
     task = "multitalker-asr"
     sample_rate = 16000
+    normalizer = "upper"
 
     def __init__(self, items, by_speaker: bool = True, mistakes: bool = True):
         super().__init__()
@@ -155,7 +156,7 @@ def test_evaluate_tiny_sts_agrees_with_meeteval(items, folders):
 
 # --- zoo evaluate -----------------------------------------------------------------------------------
 def test_evaluate_cli_json_and_manifest_equal_generated(folders, data_dir, tmp_path, capsys):
-    from zoo.cli import main
+    from zoo.cli.main import main
     from zoo.data.mix import write_an4_mix
 
     out = tmp_path / "res" / "r.json"
@@ -198,7 +199,7 @@ def manifests(tmp_path_factory, an4_wavs, data_dir):
     ("asr", ["--manifest", "{mix}"], "two-speaker sessions"),
 ])
 def test_evaluate_cli_errors(folders, tiny_folder, manifests, capsys, which, args, msg):
-    from zoo.cli import main
+    from zoo.cli.main import main
 
     model = str(folders[0] if which == "sts" else tiny_folder)
     code = main(["evaluate", "--model", model, *[a.format(**manifests) for a in args]])
@@ -207,7 +208,7 @@ def test_evaluate_cli_errors(folders, tiny_folder, manifests, capsys, which, arg
 
 # --- release ----------------------------------------------------------------------------------------
 def _ckpt(path: Path, turn_tokens: bool) -> Path:
-    from zoo.hub import model_config
+    from zoo.models.base import model_config
 
     net = _net(turn_tokens)
     torch.save({"zoo_config": model_config(net), "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}},
@@ -220,7 +221,7 @@ def test_release_writes_a_complete_folder(tmp_path, data_dir, items, turn_tokens
     import yaml
 
     from zoo import from_pretrained
-    from zoo.nets.sts import STSASR
+    from zoo.models.sts import STSASR
 
     out = tmp_path / "release"
     code = _run(REPO / "scripts" / "release_asr.py", [
@@ -275,13 +276,13 @@ def test_release_errors(tmp_path, capsys):
 
 # --- registry entry, zoo list / transcribe ----------------------------------------------------------
 def test_registry_entry_list_and_transcribe(tmp_path, monkeypatch, capsys, an4_wavs, data_dir):
-    import zoo.registry
-    from zoo.cli import main
+    import zoo.hub.registry
+    from zoo.cli.main import main
 
     results = {"headline": "cpWER 12.34% (AN4 2-speaker mix test, greedy)"}
     _folder(tmp_path / "checkpoints" / "sts-tiny", True, results=results)
-    monkeypatch.setattr(zoo.registry, "CHECKPOINTS", tmp_path / "checkpoints")
-    monkeypatch.setitem(zoo.registry.MODELS, "sts-tiny", {"task": "multitalker-asr", "description": "tiny STS"})
+    monkeypatch.setattr(zoo.hub.registry, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setitem(zoo.hub.registry.MODELS, "sts-tiny", {"task": "multitalker-asr", "description": "tiny STS"})
     assert main(["list"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if "sts-tiny" in line)
     assert "multitalker-asr" in row and "cpWER 12.34%" in row and "yes" in row

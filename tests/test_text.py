@@ -30,8 +30,8 @@ def test_char_tokenizer_roundtrip_and_blank():
 def test_sentencepiece_tokenizer_in_model_folder(tmp_path, an4_root):
     import sentencepiece as spm
 
-    from zoo.asr import TransducerASR
-    from zoo.hub import load_folder, model_config, save_pretrained
+    from zoo.models.transducer import TransducerASR
+    from zoo.models.base import load_folder, model_config, save_pretrained
     from zoo.text import SentencePieceTokenizer
 
     lines = [normalize_an4(x) for x in (an4_root / "etc" / "an4_train.transcription").read_text().splitlines()]

@@ -1,4 +1,4 @@
-"""``zoo transcribe``: files, streaming, manifests with WER/CER (checked against zoo.metrics)."""
+"""``zoo transcribe``: files, streaming, manifests with WER/CER (checked against zoo.metrics.wer)."""
 from __future__ import annotations
 
 import json
@@ -12,9 +12,10 @@ import soundfile as sf
 
 from test_streaming import lively_net
 from zoo.audio import load_audio
-from zoo.cli import main
-from zoo.hub import from_pretrained, model_config, save_pretrained
-from zoo.metrics import error_rates
+from zoo.cli.main import main
+from zoo.models.base import model_config, save_pretrained
+from zoo.hub import from_pretrained
+from zoo.metrics.wer import error_rates
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_saved_model_transcribes_like_the_original(model_dir, model, an4_wavs):
 
 def test_files_real_command(model_dir, model, files):
     a, b = files
-    p = subprocess.run([sys.executable, "-m", "zoo.cli", "transcribe", "--model", str(model_dir), str(a), str(b)],
+    p = subprocess.run([sys.executable, "-m", "zoo", "transcribe", "--model", str(model_dir), str(a), str(b)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr

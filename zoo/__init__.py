@@ -3,7 +3,6 @@ fairness tooling, as PyTorch Lightning models."""
 __version__ = "0.1.0"
 
 from zoo.errors import ZooError  # noqa: E402
-from zoo.hub import from_pretrained, push_to_hub, save_pretrained  # noqa: E402
-from zoo.registry import list_models  # noqa: E402
+from zoo.hub import from_pretrained, list_models, push_to_hub, save_pretrained  # noqa: E402
 
 __all__ = ["__version__", "from_pretrained", "list_models", "push_to_hub", "save_pretrained", "ZooError"]

@@ -99,3 +99,10 @@ def _check_wav_complete(p: Path) -> None:
                 f.seek(size + (size & 1), os.SEEK_CUR)
     except OSError:
         return
+
+
+def check_audio_files(paths) -> None:
+    """Raise a one-line error for the first path that does not exist (before any output is written)."""
+    for p in paths:
+        if not Path(p).exists():
+            raise ZooError(f"audio file not found: {p}")

@@ -3,7 +3,7 @@ import sys
 import torch, glob, soundfile as sf
 torch.set_num_threads(1); torch.manual_seed(0)
 from zoo.tasks import TransducerTask
-from zoo.export import net_from_checkpoint
+from zoo.hub.export import net_from_checkpoint
 t = TransducerTask(encoder={"name":"lstm","stack":4,"hidden":320,"layers":3,"dropout":0.0},
   predictor={"embed_dim":128,"hidden":320,"layers":1,"dropout":0.0}, joiner={"joint_dim":320},
   featurizer={"sample_rate":16000,"n_mels":80}, tokenizer={"type":"char","vocab":" 'ABCDEFGHIJKLMNOPQRSTUVWXYZ"}, ctc_weight=0.3)

@@ -1,6 +1,7 @@
 """``SpeechDataModule``: the one DataModule every zoo task trains on."""
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Callable
 
@@ -11,6 +12,7 @@ import torchaudio.functional as AF
 from lhotse import CutSet
 from lhotse.cut import MixedCut
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.an4 import an4_cuts, an4_speaker_split
@@ -18,6 +20,14 @@ from zoo.data.augment import WaveAugment
 from zoo.data.corpora import corpus_cuts
 from zoo.data.manifest import load_cuts
 from zoo.data.mix import SessionMixer, cut_turns, fixed_sessions
+
+BATCH_TAG = "_zoo_batch"  # attribute of the CutSets a resumable sampler yields: (epoch, index in the epoch)
+
+
+def seed_of(*key) -> int:
+    """A 63-bit seed from any key (stable across processes and Python runs, unlike ``hash``)."""
+    digest = hashlib.blake2b(":".join(map(str, key)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
 class AudioBatchDataset(Dataset):
@@ -28,27 +38,38 @@ class AudioBatchDataset(Dataset):
     ``speaker_index`` (speaker -> class) also ``speaker_index`` (B,) long, -1 for speakers not in the map.
     ``cut_transforms`` (CutSet -> CutSet, applied per batch before loading) is where on-the-fly
     augmentation and multi-speaker mixing plug in; ``wave_augment`` ((S,) -> (S,)) runs on each waveform.
+
+    ``wave_augment`` draws from torch's generator seeded per utterance from ``(seed, epoch, batch index,
+    position, cut id)`` (the batch's ``BATCH_TAG``, set by the DataModule's samplers; without one, from the
+    cut id alone): the same batch is augmented the same way in any worker process and after a resume.
     """
 
     def __init__(self, sample_rate: int = 16000, cut_transforms: list[Callable[[CutSet], CutSet]] | None = None,
                  speaker_index: dict[str, int] | None = None,
-                 wave_augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 wave_augment: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0):
         self.sample_rate = sample_rate
         self.wave_augment = wave_augment
         self.cut_transforms = list(cut_transforms or [])
         self.speaker_index = speaker_index
+        self.seed = seed
+
+    def _augment(self, wav: torch.Tensor, tag, i: int, cut_id: str) -> torch.Tensor:
+        with torch.random.fork_rng(devices=[]):  # leaves the global generator as it was
+            torch.manual_seed(seed_of(self.seed, tag, i, cut_id))
+            return self.wave_augment(wav)
 
     def __getitem__(self, cuts: CutSet) -> dict:
+        tag = getattr(cuts, BATCH_TAG, None)
         for tf in self.cut_transforms:
             cuts = tf(cuts)
         wavs, texts, spks, genders, ids, turns = [], [], [], [], [], []
-        for c in cuts:
+        for i, c in enumerate(cuts):
             a = torch.from_numpy(np.asarray(c.load_audio(), dtype=np.float32))
             a = a.mean(0) if a.dim() == 2 else a
             if c.sampling_rate != self.sample_rate:
                 a = AF.resample(a, c.sampling_rate, self.sample_rate)
             if self.wave_augment is not None:
-                a = self.wave_augment(a)
+                a = self._augment(a, tag, i, c.id)
             wavs.append(a)
             sup = c.supervisions[0] if c.supervisions else None
             texts.append(" ".join(s.text or "" for s in c.supervisions).strip())
@@ -112,6 +133,48 @@ class SpeakerBalancedSampler(torch.utils.data.Sampler):
                 yield CutSet.from_cuts(batch)
 
 
+# --- resumable samplers ------------------------------------------------------------------------------
+class _Resumable:
+    """Sampler mixin: every batch (a CutSet) is tagged ``BATCH_TAG = (epoch, index)``, and after
+    :meth:`resume_at` the next iteration of that epoch skips the batches a checkpointed run already trained on
+    (by drawing them from the sampler, without loading any audio). The epoch is read when iteration starts."""
+
+    _zoo_resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """The next iteration, if it is of ``epoch``, starts at batch ``batches`` (once)."""
+        self.set_epoch(epoch)
+        self._zoo_resume = (int(epoch), int(batches))
+
+    def __iter__(self):
+        epoch = int(getattr(self, "epoch", 0))
+        resume, self._zoo_resume = self._zoo_resume, None
+        skip = resume[1] if resume is not None and resume[0] == epoch else 0
+        it = super().__iter__()  # lhotse samplers return themselves: advance with next(), never iter() again
+        i = 0
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            if i >= skip:
+                setattr(batch, BATCH_TAG, (epoch, i))
+                yield batch
+            i += 1
+
+
+class ResumableDynamicBucketingSampler(_Resumable, DynamicBucketingSampler):
+    """lhotse's DynamicBucketingSampler + :class:`_Resumable`."""
+
+
+class ResumableSimpleCutSampler(_Resumable, SimpleCutSampler):
+    """lhotse's SimpleCutSampler + :class:`_Resumable`."""
+
+
+class ResumableSpeakerBalancedSampler(_Resumable, SpeakerBalancedSampler):
+    """:class:`SpeakerBalancedSampler` + :class:`_Resumable`."""
+
+
 class SpeechDataModule(L.LightningDataModule):
     """Duration-bucketed batches of audio + transcripts from a corpus recipe or manifests.
 
@@ -144,6 +207,15 @@ class SpeechDataModule(L.LightningDataModule):
             seeded random subset); val = the union of their dev sets, test = the union of their test sets.
         augment: waveform augmentation of training audio (``zoo.data.augment.WaveAugment`` kwargs, e.g.
             ``{bandwidth_prob: 0.3, gain_db: [-6, 6]}``).
+        require_text: every manifest line needs a reference ``text`` (``zoo.data.manifest.read_manifest``);
+            None = yes unless the batches carry speaker labels (speaker verification trains without text).
+
+    Exact resume: ``state_dict()`` (saved in every checkpoint by Lightning) holds the training epoch and the
+    batches of it already trained on; after ``--ckpt_path`` the training sampler skips those batches, so the
+    resumed run sees exactly the batches of an uninterrupted one. Randomness does not depend on how often a
+    global generator was drawn from before the kill: samplers are seeded by ``(seed, epoch)``, waveform
+    augmentation per utterance (:class:`AudioBatchDataset`), and torch's global generator (SpecAugment,
+    dropout) is re-seeded before every training batch from ``(seed, epoch, batch index, rank)``.
     """
 
     def __init__(self, corpus: str | None = "an4", data_dir: str | None = None,
@@ -154,12 +226,13 @@ class SpeechDataModule(L.LightningDataModule):
                  speakers_per_batch: int = 8, utts_per_speaker: int = 4, speaker_labels: bool | None = None,
                  mix: dict | None = None, mix_val_sessions: int = 100, mix_test_sessions: int = 200,
                  oversample: dict | None = None, corpora: dict[str, float] | None = None,
-                 augment: dict | None = None):
+                 augment: dict | None = None, require_text: bool | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.cuts: dict[str, CutSet] = {}
         self.cut_transforms: list[Callable[[CutSet], CutSet]] = []
         self.speaker_index: dict[str, int] | None = None
+        self._resume: tuple[int, int] | None = None  # (epoch, batches trained on) from a checkpoint
         if sampler not in ("bucketing", "speaker_balanced"):
             raise ValueError(f"unknown sampler {sampler!r}; use 'bucketing' or 'speaker_balanced'")
 
@@ -177,12 +250,13 @@ class SpeechDataModule(L.LightningDataModule):
             self.cuts = {"train": rec["train"], "val": rec["dev"], "test": rec["eval"]}
         elif h.corpus is not None:
             raise ValueError(f"unknown corpus {h.corpus!r}; use 'an4', 'an4_spk' or corpus: null with manifests")
-        for split, m in (("train", h.train_manifest), ("val", h.val_manifest), ("test", h.test_manifest)):
-            if m:
-                self.cuts[split] = load_cuts(m, lazy=h.lazy)
         labels = h.speaker_labels
         if labels is None:
             labels = h.corpus == "an4_spk" or h.sampler == "speaker_balanced"
+        require_text = not labels if h.require_text is None else h.require_text
+        for split, m in (("train", h.train_manifest), ("val", h.val_manifest), ("test", h.test_manifest)):
+            if m:
+                self.cuts[split] = load_cuts(m, lazy=h.lazy, require_text=require_text)
         if h.mix is not None:
             self._setup_mix()
         if labels and "train" in self.cuts:
@@ -213,18 +287,21 @@ class SpeechDataModule(L.LightningDataModule):
         world, rank = self._world()
         h = self.hparams
         if shuffle and h.sampler == "speaker_balanced":
-            sampler = SpeakerBalancedSampler(cuts, h.speakers_per_batch, h.utts_per_speaker, seed=h.seed,
-                                             world_size=world, rank=rank)
+            sampler = ResumableSpeakerBalancedSampler(cuts, h.speakers_per_batch, h.utts_per_speaker, seed=h.seed,
+                                                      world_size=world, rank=rank)
         elif h.num_buckets > 1:
-            sampler = DynamicBucketingSampler(cuts, max_duration=h.max_duration, shuffle=shuffle,
-                                              num_buckets=h.num_buckets, seed=h.seed, world_size=world, rank=rank,
-                                              drop_last=False)
+            sampler = ResumableDynamicBucketingSampler(cuts, max_duration=h.max_duration, shuffle=shuffle,
+                                                       num_buckets=h.num_buckets, seed=h.seed, world_size=world,
+                                                       rank=rank, drop_last=False)
         else:  # lhotse's bucketing sampler asserts num_buckets > 1
-            sampler = SimpleCutSampler(cuts, max_duration=h.max_duration, shuffle=shuffle, seed=h.seed,
-                                       world_size=world, rank=rank, drop_last=False)
+            sampler = ResumableSimpleCutSampler(cuts, max_duration=h.max_duration, shuffle=shuffle, seed=h.seed,
+                                                world_size=world, rank=rank, drop_last=False)
+        if shuffle and self._resume is not None:
+            # set the epoch now too: Lightning may fetch the first batch before it calls set_epoch
+            sampler.resume_at(*self._resume)
         wave_augment = WaveAugment(self.hparams.sample_rate, **h.augment) if shuffle and h.augment else None
         ds = AudioBatchDataset(self.hparams.sample_rate, self.cut_transforms if shuffle else None,
-                               speaker_index=self.speaker_index, wave_augment=wave_augment)
+                               speaker_index=self.speaker_index, wave_augment=wave_augment, seed=h.seed)
         return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=self.hparams.num_workers,
                           persistent_workers=self.hparams.num_workers > 0)
 
@@ -251,6 +328,37 @@ class SpeechDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader(self.cuts["test"], shuffle=False)
+
+    # --- exact resume ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """``{"epoch", "batches"}``: the training epoch and how many of its batches were trained on (Lightning
+        saves this in every checkpoint written while fitting; ``{}`` otherwise). A checkpoint written after an
+        epoch's last batch points at the start of the next epoch."""
+        t = self.trainer
+        if t is None or t.state.fn != TrainerFn.FITTING:
+            return {}
+        loop = t.fit_loop
+        epoch = loop.epoch_progress.current.processed  # the epoch Lightning hands to sampler.set_epoch
+        batches = loop.epoch_loop.batch_progress.current.processed  # includes the batch being finished
+        if loop.epoch_loop.batch_progress.is_last_batch:
+            epoch, batches = epoch + 1, 0
+        return {"epoch": int(epoch), "batches": int(batches)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Resume point from a checkpoint: the next training dataloader starts there (see ``state_dict``)."""
+        if state_dict and "epoch" in state_dict:
+            self._resume = (int(state_dict["epoch"]), int(state_dict["batches"]))
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        """Before every training batch: re-seed torch's global generator from ``(seed, epoch, batch index,
+        rank)``, so model-side randomness (SpecAugment, dropout) is the same after a resume."""
+        t = self.trainer
+        if t is not None and t.training:
+            loop = t.fit_loop
+            torch.manual_seed(seed_of(self.hparams.seed, "step", loop.epoch_progress.current.processed,
+                                      loop.epoch_loop.batch_progress.current.ready, t.global_rank))
+            self._resume = None  # training is under way: later dataloaders start their epochs from the top
+        return batch
 
 
 def oversample_speakers(cuts: CutSet, speakers, factor: int = 2) -> CutSet:

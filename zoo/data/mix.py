@@ -18,15 +18,15 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-from lhotse import CutSet, Recording, SupervisionSegment
+from lhotse import CutSet
 from lhotse.cut import MixedCut, MonoCut
-from lhotse.cut.mixed import MixTrack
 
-from zoo.errors import ManifestError, ZooError
-from zoo.multitalker_metrics import overlap_ratio
+# the session manifest reader lives with the other readers (zoo.data.manifest imports no zoo.data module)
+from zoo.data.manifest import _turn_cut, build_session, is_mix_manifest, read_mix_manifest  # noqa: F401
+from zoo.errors import ZooError
+from zoo.metrics.multitalker import overlap_ratio
 
 # per-transition overlap ratio ranges (overlap / shorter turn); "none" = a gap instead
 OVERLAP_BINS: dict[str, tuple[float, float]] = {"none": (0.0, 0.0), "light": (0.05, 0.2),
@@ -67,20 +67,6 @@ def speech_bounds(audio: np.ndarray, sr: int, trim_db: float = 35.0, frame_s: fl
     db = 10 * np.log10((a[idx] ** 2).mean(1) + 1e-12)
     on = np.nonzero(db >= db.max() - trim_db)[0]
     return on[0] * hop / sr, min(a.size / sr, (on[-1] * hop + win) / sr)
-
-
-def _turn_cut(rec: Recording, offset: float, duration: float, speaker: str, text: str,
-              gender: str | None = None) -> MonoCut:
-    cid = f"{rec.id}_{int(round(offset * 100))}_{int(round(duration * 100))}"
-    sup = SupervisionSegment(id=cid, recording_id=rec.id, start=0.0, duration=duration, text=text,
-                             speaker=speaker, gender=gender, language="en")
-    return MonoCut(id=cid, start=offset, duration=duration, channel=0, recording=rec, supervisions=[sup])
-
-
-def build_session(session_id: str, turns: Sequence[tuple[MonoCut, float]]) -> MixedCut:
-    """A MixedCut of ``(cut, start_s)`` turns at their session start times (0 dB, no gain change)."""
-    turns = sorted(turns, key=lambda x: x[1])
-    return MixedCut(id=session_id, tracks=[MixTrack(cut=c, offset=s) for c, s in turns])
 
 
 class SessionMixer:
@@ -215,47 +201,6 @@ def write_mix_manifest(sessions: CutSet, path: str | Path) -> Path:
                                  "overlap_ratio": round(overlap_ratio(cut_turns(s)), 4),
                                  "overlap_bin": (s.custom or {}).get("overlap_bin"), "turns": turns}))
     return atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def is_mix_manifest(path: str | Path) -> bool:
-    from lhotse.serialization import open_best
-
-    try:
-        with open_best(path) as f:
-            obj = json.loads(f.readline())
-    except (ValueError, OSError):  # not JSON / not text (JSONDecodeError and UnicodeDecodeError are ValueErrors)
-        return False
-    return isinstance(obj, dict) and isinstance(obj.get("turns"), list)
-
-
-def read_mix_manifest(path: str | Path) -> CutSet:
-    """Sessions of a :func:`write_mix_manifest` file as MixedCuts (the same audio, sample for sample)."""
-    from zoo.data.manifest import json_lines  # zoo.data.manifest imports this module
-
-    path = Path(path)
-    recs: dict[str, Recording] = {}
-    out = []
-    for n, e in json_lines(path):
-        try:
-            turns = []
-            for t in e["turns"]:
-                p = Path(t["audio_filepath"])
-                p = p if p.is_absolute() else path.parent / p
-                if str(p) not in recs:
-                    if not p.is_file():
-                        raise ManifestError(f"{path}:{n}: audio file not found: {p}")
-                    recs[str(p)] = Recording.from_file(p)
-                c = _turn_cut(recs[str(p)], float(t["offset"]), float(t["duration"]), t["speaker"],
-                              t.get("text") or "", t.get("gender"))
-                turns.append((c, float(t["start"])))
-            if not turns:
-                raise ValueError("a session needs at least one turn")
-            m = build_session(str(e["id"]), turns)
-        except (KeyError, TypeError, ValueError) as err:
-            raise ManifestError(f"{path}:{n}: not a mixture-session line ({type(err).__name__}: {err})") from None
-        m.custom = {"overlap_bin": e.get("overlap_bin")}
-        out.append(m)
-    return CutSet.from_cuts(out)
 
 
 def fixed_sessions(cuts: CutSet, split: str, sessions: int | None = None, seed: int | None = None) -> CutSet:

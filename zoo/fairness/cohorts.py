@@ -174,7 +174,7 @@ def speaker_embeddings(model, records: list[dict], max_per_speaker: int = 20, pr
                        ) -> dict[str, np.ndarray]:
     """Mean of the L2-normalised utterance embeddings of each speaker (up to ``max_per_speaker`` utterances,
     in id order), re-normalised to unit length."""
-    if getattr(model, "task", None) != "speaker" or not hasattr(model, "embed"):
+    if model.task != "speaker" or not hasattr(model, "embed"):
         raise ZooError(f"{getattr(model, 'source', 'the model')} is not a speaker-embedding model "
                        f"(task {getattr(model, 'task', '?')!r})")
     by: dict[str, list[str]] = defaultdict(list)

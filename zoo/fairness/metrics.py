@@ -4,7 +4,7 @@ Given error records and a cohort label per record:
 
 * **cohort WER** = Σ errors / Σ reference words over the cohort's utterances (corpus-level, so long utterances
   weigh more), with a 95% percentile-bootstrap CI that resamples the cohort's *speakers* (utterances of one
-  speaker are not independent) — ``zoo.metrics.bootstrap_ratio``.
+  speaker are not independent) — ``zoo.metrics.wer.bootstrap_ratio``.
 * **top / bottom cohort**: the lowest- / highest-WER cohort among those with at least ``min_words`` words.
 * **WER gap** (Dheram et al. 2022, "relative WER gap between top and bottom cohorts"; the exact formula is not
   in our notes, this is the reading they support): ``gap = (WER_bottom − WER_top) / WER_top``, reported in %.
@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from zoo.metrics import bootstrap_ratio
+from zoo.metrics.wer import bootstrap_ratio
 
 
 def wer(errors: float, words: float) -> float:

@@ -100,10 +100,10 @@ def error_records(model, items: list[dict], batch_size: int = 8, beam_size: int 
     """Decode ``items`` with any zoo ASR model (``model.transcribe``, batched, rich progress bar) and count
     word errors per utterance after the model's normaliser."""
     from zoo.audio import load_audio
-    from zoo.metrics import _edit_counts
+    from zoo.metrics.wer import _edit_counts
     from zoo.text import get_normalizer
 
-    if getattr(model, "task", "asr") != "asr" or not hasattr(model, "transcribe"):
+    if model.task != "asr" or not hasattr(model, "transcribe"):
         raise ZooError(f"{getattr(model, 'source', 'the model')} is not a single-speaker ASR model "
                        f"(task {getattr(model, 'task', '?')!r})")
     for it in items:
@@ -113,7 +113,7 @@ def error_records(model, items: list[dict], batch_size: int = 8, beam_size: int 
     inputs = [load_audio(it["audio"], sr, float(it["offset"]), it.get("duration")) if it.get("offset") is not None
               else str(it["audio"]) for it in items]
     hyps = model.transcribe(inputs, sample_rate=sr, batch_size=batch_size, beam_size=beam_size, progress=progress)
-    norm = get_normalizer(getattr(model, "zoo_config", {}).get("normalizer", "upper"))
+    norm = get_normalizer(model.normalizer)
     out = []
     for it, hyp in zip(items, hyps):
         ref, h = norm(it["text"]), norm(hyp)

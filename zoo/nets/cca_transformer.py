@@ -10,10 +10,18 @@ Design (our choices where the paper is silent, see ../shared/notes/papers.md §2
   relaxed sigmoid), temperature ``tau`` annealed by the task; eval: gate = 1[logit > 0].
 - A skipped MHA frame writes no key/value at that layer: later frames do not attend to it. So a skipped
   frame costs nothing at that layer, and inference can drop it entirely.
-- ``forward`` (training) computes every frame and masks; ``infer`` gathers the active frames of each
-  sub-block, runs it on those only and scatters back: the real saving. Both give the same output.
-- ``gated: false`` is the all-on Transformer baseline (arbitrators exist but are never run);
-  ``infer(force_all_on=True, left=left_context)`` runs any of these models' weights as that dense
+- Every inference path of a gated model skips the work of off gates (gather the active frames of each
+  sub-block, run it on those rows only, index-add back):
+  * batch ``forward`` in eval mode (``TransducerASR.encode``, transcription, evaluation, validation):
+    ``_forward_skip`` packs the valid frames of the batch, (B, T', .) -> (N, .); padding frames never run
+    (their output and ``last_gates`` are 0); attention re-pads each utterance's active frames to (B, Na, D);
+  * ``infer`` / ``stream_step`` (streaming, per stream): active frames only, key/value cache of active frames.
+  Training (``self.training``) runs ``_forward_masked``: every frame (padding included) through every
+  sub-block, outputs multiplied by the (straight-through) gates, differentiable. In eval the three paths give
+  the same output and gate decisions on valid frames (float rounding aside).
+- ``gated: false`` is the all-on Transformer baseline (arbitrators exist but are never run; ``forward`` is the
+  masked path with every gate on); ``infer(force_all_on=True, left=left_context)`` and
+  ``forward(..., force_all_on=True, left=left_context)`` run any of these models' weights as that dense
   reference (every gate on, full attention span), for FLOP and wall-clock ratios on the same weights.
 
 Encoder FLOPs (counted by ``infer`` from the actual gate decisions, and analytically by ``dense_flops``;
@@ -31,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.nets.encoder import StreamingEncoder, stack_frames
+from zoo.nets.encoder import StreamingEncoder, register_encoder, stack_frames
 
 
 def gumbel_sigmoid_st(logits: torch.Tensor, tau: float) -> torch.Tensor:
@@ -63,6 +71,7 @@ class GatedLayer(nn.Module):
         return y.transpose(1, 2).reshape(b, tq, self.d)
 
 
+@register_encoder("cca_transformer")
 class CCATransformerEncoder(StreamingEncoder):
     """Gated causal Transformer encoder.
 
@@ -72,7 +81,7 @@ class CCATransformerEncoder(StreamingEncoder):
         gated: learn per-frame gates (False = the all-on Transformer baseline).
         window: if > 0, the sliding-window baseline (attention to ``window`` past frames, no gates).
     Shapes: forward(feats (B, T, F), lengths (B,)) -> (B, T // stack, d_model), (B,);
-    ``last_gates`` holds the (B, T', layers, 2) gate values of the latest call.
+    ``last_gates`` holds the (B, T', layers, 2) gate values of the latest call (0 on padding frames in eval).
     """
 
     def __init__(self, input_dim: int = 80, stack: int = 4, d_model: int = 144, heads: int = 4, ffn_dim: int = 576,
@@ -110,18 +119,32 @@ class CCATransformerEncoder(StreamingEncoder):
         """Differentiable P(gate on) of the latest forward, (B, T', layers, 2), for the compute loss."""
         return getattr(self, "_probs", None)
 
-    # --- training / full-utterance forward (masked) --------------------------------------------
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
+    # --- full-utterance forward ------------------------------------------------------------------
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor, force_all_on: bool = False, left: int | None = None):
+        """feats (B, T, F), lengths (B,) -> (B, T', D), (B,) with T' = T // stack.
+
+        Eval mode on a gated model: ``_forward_skip`` (each sub-block runs on its active valid frames only);
+        training, ungated models and ``force_all_on``: ``_forward_masked`` (every frame computed, gates as
+        multipliers). ``force_all_on`` / ``left``: as in ``infer`` (the dense reference on these weights)."""
+        if self.gated and not self.training and not force_all_on and (left is None or int(left) == self.left):
+            return self._forward_skip(feats, lengths)
+        return self._forward_masked(feats, lengths, force_all_on, left)
+
+    def _forward_masked(self, feats: torch.Tensor, lengths: torch.Tensor, force_all_on: bool = False,
+                        left: int | None = None):
+        """Differentiable path: every frame (padding included) through every sub-block, output multiplied by
+        its gate. Same shapes as ``forward``; same output as ``_forward_skip`` on valid frames."""
+        left = self.left if left is None else int(left)
         x, lengths = stack_frames(feats, lengths, self.subsampling)
         b, t, _ = x.shape
         h = self.inp(x)
         idx = torch.arange(t, device=x.device)
-        band = (idx[None, :] <= idx[:, None]) & (idx[:, None] - idx[None, :] <= self.left)  # (T, T)
+        band = (idx[None, :] <= idx[:, None]) & (idx[:, None] - idx[None, :] <= left)  # (T, T)
         gates, probs = [], []
         for layer in self.layers:
-            g = self._gates(layer, h)
+            g = self._gates(layer, h, force_all_on)
             gates.append(g)
-            if self.gated:
+            if self.gated and not force_all_on:
                 probs.append(torch.sigmoid(layer.arbitrator(h)))
             ga, gf = g[..., 0], g[..., 1]
             q, k, v = layer.qkv(layer.ln1(h)).chunk(3, dim=-1)
@@ -133,6 +156,55 @@ class CCATransformerEncoder(StreamingEncoder):
         self.last_gates = torch.stack(gates, 2).detach()
         self._probs = torch.stack(probs, 2) if probs else None
         return self.norm(h), lengths
+
+    def _forward_skip(self, feats: torch.Tensor, lengths: torch.Tensor):
+        """Eval batch path (gated models): the N valid frames of the batch are packed into (N, D); each layer's
+        MHA (QKV, attention, output projection) and FFN run on the rows whose gate is on only, results
+        index-added back. Attention re-pads the active frames per utterance to (B, Na_max, D) and masks:
+        causal band of ``left`` frames, same utterance, active keys only. Padding frames never run anywhere:
+        their output is 0 and their ``last_gates`` / ``gate_probs`` entries are 0."""
+        x, lengths = stack_frames(feats, lengths, self.subsampling)
+        b, t, _ = x.shape
+        n_layers, d = len(self.layers), self.output_dim
+        valid = torch.arange(t, device=x.device)[None, :] < lengths[:, None]  # (B, T)
+        bi, ti = valid.nonzero(as_tuple=True)  # (N,) each, utterance-major, time-sorted
+        h = self.inp(x[bi, ti])  # (N, D)
+        gates = h.new_zeros(h.shape[0], n_layers, 2)
+        probs = []
+        for i, layer in enumerate(self.layers):
+            logits = layer.arbitrator(h)  # (N, 2)
+            probs.append(torch.sigmoid(logits))
+            g = logits > 0
+            gates[:, i] = g.to(h.dtype)
+            a = g[:, 0].nonzero().flatten()  # (Na,) active MHA rows
+            if a.numel():
+                q, k, v = layer.qkv(layer.ln1(h[a])).chunk(3, dim=-1)  # (Na, D) each
+                ab, at = bi[a], ti[a]
+                counts = torch.bincount(ab, minlength=b)
+                slot = torch.arange(a.numel(), device=x.device) - (counts.cumsum(0) - counts)[ab]  # rank in utt
+                na = int(counts.max())
+                occ = torch.zeros(b, na, dtype=torch.bool, device=x.device)
+                occ[ab, slot] = True
+                tp = torch.zeros(b, na, dtype=torch.long, device=x.device)
+                tp[ab, slot] = at
+                dt = tp[:, :, None] - tp[:, None, :]  # (B, Na, Na) query time - key time
+                mask = (dt >= 0) & (dt <= self.left) & occ[:, None, :]
+                mask = mask | torch.eye(na, dtype=torch.bool, device=x.device)[None]  # padded query rows: not empty
+
+                def pad(z):  # (Na, D) -> (B, Na_max, D)
+                    return z.new_zeros(b, na, d).index_put((ab, slot), z)
+
+                y = layer._attend(pad(q), pad(k), pad(v), mask)[ab, slot]  # (Na, D)
+                h = h.index_add(0, a, layer.out(y).to(h.dtype))
+            f_ = g[:, 1].nonzero().flatten()  # active FFN rows
+            if f_.numel():
+                h = h.index_add(0, f_, layer.ff(layer.ln2(h[f_])).to(h.dtype))
+        y = self.norm(h)
+        out = y.new_zeros(b, t, d).index_put((bi, ti), y)
+        self.last_gates = h.new_zeros(b, t, n_layers, 2).index_put((bi, ti), gates).detach()
+        pr = torch.stack(probs, 1)  # (N, L, 2)
+        self._probs = pr.new_zeros(b, t, n_layers, 2).index_put((bi, ti), pr)
+        return out, lengths
 
     # --- inference: run sub-blocks on active frames only ----------------------------------------
     def init_state(self, batch_size: int, device=None) -> dict:
@@ -222,12 +294,6 @@ class CCATransformerEncoder(StreamingEncoder):
         keys = sum(min(i + 1, left + 1) for i in range(t))
         per_layer = t * (8 * d * d + 4 * d * ffn + 4 * d * int(arbitrators)) + 4 * d * keys
         return 2 * t * in_dim * d + n_layers * per_layer
-
-    def dense_flops_per_frame(self, n_keys: float) -> float:
-        """FLOPs of one frame through all layers with every gate on and ``n_keys`` attended keys."""
-        d = self.output_dim
-        ffn = self.layers[0].ff[0].out_features
-        return len(self.layers) * (2 * 4 * d * d + 4 * n_keys * d + 4 * d * ffn)
 
 
 def _merge(states: list[dict]) -> dict:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.nets.encoder import StreamingEncoder, stack_frames
+from zoo.nets.encoder import StreamingEncoder, register_encoder, stack_frames
 
 
 class CausalSE(nn.Module):
@@ -74,6 +74,7 @@ class CausalConv2d(nn.Module):
         return self.conv(x), x[:, :, x.shape[2] - (self.kt - 1):]
 
 
+@register_encoder("convrnnt")
 class ConvRNNTEncoder(StreamingEncoder):
     """ConvRNN-T encoder.
 

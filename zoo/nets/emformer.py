@@ -5,9 +5,10 @@ import torch
 from torch import nn
 from torchaudio.models import Emformer
 
-from zoo.nets.encoder import StreamingEncoder, stack_frames
+from zoo.nets.encoder import StreamingEncoder, register_encoder, stack_frames
 
 
+@register_encoder("emformer")
 class EmformerEncoder(StreamingEncoder):
     """Frame stacking -> linear -> torchaudio Emformer (no right context, no memory bank).
 

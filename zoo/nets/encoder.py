@@ -1,7 +1,10 @@
 """The streaming-encoder contract shared by every ASR encoder in the zoo."""
 from __future__ import annotations
 
+import inspect
+
 import torch
+import yaml
 from torch import nn
 
 
@@ -49,3 +52,46 @@ class StreamingEncoder(nn.Module):
         """End of stream: outputs still held back (e.g. a partial attention segment) -> (B, T'', D), state.
         Causal frame-synchronous encoders hold nothing back and return (None, state)."""
         return None, state
+
+
+ENCODERS: dict[str, type[StreamingEncoder]] = {}
+
+
+def register_encoder(name: str):
+    """Class decorator: make an encoder buildable from a config as ``{"name": name, **kwargs}``."""
+    def deco(cls):
+        if name in ENCODERS and ENCODERS[name] is not cls:
+            raise ValueError(f"encoder name {name!r} is taken by {ENCODERS[name].__qualname__}")
+        ENCODERS[name] = cls
+        return cls
+    return deco
+
+
+def build_encoder(cfg: dict, input_dim: int) -> StreamingEncoder:
+    """``{"name": "lstm", **kwargs}`` -> encoder instance."""
+    cfg = dict(cfg)
+    name = cfg.pop("name", None)
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; known encoders: {sorted(ENCODERS)}")
+    cfg.setdefault("input_dim", input_dim)
+    return ENCODERS[name](**_coerce(ENCODERS[name], cfg))
+
+
+def _coerce(cls, cfg: dict) -> dict:
+    """Command-line overrides of dict keys (``--model.init_args.encoder.window 8``) arrive as strings: parse
+    them as YAML where the constructor's default is a bool, int or float, and insist on that type."""
+    params = inspect.signature(cls).parameters
+    out = {}
+    for k, v in cfg.items():
+        default = params[k].default if k in params else None
+        if isinstance(v, str) and isinstance(default, (bool, int, float)):
+            parsed = yaml.safe_load(v)
+            kind = type(default)
+            ok = isinstance(parsed, bool) if kind is bool else (
+                isinstance(parsed, (int, float)) and not isinstance(parsed, bool)
+                and (kind is float or float(parsed).is_integer()))
+            if not ok:
+                raise ValueError(f"encoder option {k}={v!r}: expected {kind.__name__}")
+            v = kind(parsed)
+        out[k] = v
+    return out

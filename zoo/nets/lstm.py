@@ -4,9 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo.nets.encoder import StreamingEncoder, stack_frames
+from zoo.nets.encoder import StreamingEncoder, register_encoder, stack_frames
 
 
+@register_encoder("lstm")
+@register_encoder("lstm")
 class LSTMEncoder(StreamingEncoder):
     """Stack ``stack`` feature frames, then a unidirectional LSTM stack.
 

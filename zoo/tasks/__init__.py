@@ -2,6 +2,6 @@
 from zoo.tasks.arw import ARWTask
 from zoo.tasks.speaker_verification import SpeakerVerificationTask
 from zoo.tasks.sts import STSTask
-from zoo.tasks.transducer import SpecAugment, TransducerTask
+from zoo.tasks.transducer import TransducerTask
 
-__all__ = ["TransducerTask", "SpecAugment", "SpeakerVerificationTask", "ARWTask", "STSTask"]
+__all__ = ["TransducerTask", "SpeakerVerificationTask", "ARWTask", "STSTask"]

@@ -33,10 +33,10 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from zoo.speaker import SpeakerEmbedder
-from zoo.sv_metrics import EER, sv_report
-from zoo.tasks.common import fit_featurizer_stats, pretrained_net
-from zoo.tasks.transducer import SpecAugment
+from zoo.models.speaker import SpeakerEmbedder
+from zoo.metrics.speaker import EER, sv_report
+from zoo.tasks.base import fit_featurizer_stats, pretrained_net
+from zoo.nets import SpecAugment
 
 
 def random_crop(audio: torch.Tensor, lens: torch.Tensor, n: int, generator: torch.Generator | None = None):
@@ -108,7 +108,7 @@ class AAMSoftmax(nn.Module):
 
 
 class SpeakerVerificationTask(L.LightningModule):
-    """Trains a :class:`~zoo.speaker.SpeakerEmbedder` (baseline: every sample weight is 1).
+    """Trains a :class:`~zoo.models.speaker.SpeakerEmbedder` (baseline: every sample weight is 1).
 
     Args:
         featurizer, encoder: the net's config (FbankFeaturizer / ECAPATDNN kwargs).
@@ -291,7 +291,7 @@ class SpeakerVerificationTask(L.LightningModule):
         self._log_eval("test")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from zoo.hub import model_config
+        from zoo.models.base import model_config
 
         checkpoint["zoo_config"] = model_config(self.net)
 

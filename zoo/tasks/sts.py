@@ -1,4 +1,4 @@
-"""Training objective of the Separator-Transducer-Segmenter (:class:`~zoo.nets.sts.STSASR`).
+"""Training objective of the Separator-Transducer-Segmenter (:class:`~zoo.models.sts.STSASR`).
 
 Per session (a batch item with ``turns`` from the DataModule's ``mix`` option):
 
@@ -34,10 +34,11 @@ import torchaudio
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from zoo.errors import ZooError
-from zoo.multitalker_metrics import cpwer, emission_latency, orcwer, turn_counting_accuracy
-from zoo.nets.sts import SOT, EOT, STSASR, sts_tokenizer
-from zoo.tasks.common import pretrained_net
-from zoo.tasks.transducer import SpecAugment, TransducerTask
+from zoo.metrics.multitalker import cpwer, emission_latency, orcwer, turn_counting_accuracy
+from zoo.models.sts import SOT, EOT, STSASR, sts_tokenizer
+from zoo.tasks.base import pretrained_net
+from zoo.nets import SpecAugment
+from zoo.tasks.transducer import TransducerTask
 from zoo.text import get_normalizer
 
 
@@ -56,7 +57,7 @@ def assign_channels(turns: Sequence, channels: int = 2) -> list[int]:
 
 
 class STSTask(L.LightningModule):
-    """Trains an :class:`~zoo.nets.sts.STSASR` on two-speaker sessions (``data.mix`` in the config).
+    """Trains an :class:`~zoo.models.sts.STSASR` on two-speaker sessions (``data.mix`` in the config).
 
     Args:
         encoder, predictor, joiner, featurizer: the net's config (see ``STSASR``).
@@ -65,7 +66,7 @@ class STSTask(L.LightningModule):
         turn_gap_s: baseline segmentation gap (see ``STSASR``).
         init_from: start from a zoo STS model (name, folder or Hub id).
         asr_init: warm start from a single-speaker zoo transducer with an LSTM encoder (name, folder or Hub id,
-            e.g. ``lstm-rnnt-an4``): see :func:`zoo.nets.sts.warm_start_from_transducer`. Our choice, so that
+            e.g. ``lstm-rnnt-an4``): see :func:`zoo.models.sts.warm_start_from_transducer`. Our choice, so that
             the CPU budget is spent on separation and turns rather than on the all-blank plateau of RNN-T.
         fastemit_lambda: FastEmit lambda (0 disables it).
         activity_weight: weight of the speech-activity BCE (0 disables it).
@@ -95,8 +96,8 @@ class STSTask(L.LightningModule):
                               turn_tokens=turn_tokens, turn_gap_s=turn_gap_s)
             self.stats_ready = False
             if asr_init:
-                from zoo.asr import TransducerASR
-                from zoo.nets.sts import warm_start_from_transducer
+                from zoo.models.transducer import TransducerASR
+                from zoo.models.sts import warm_start_from_transducer
 
                 warm_start_from_transducer(self.net, pretrained_net(asr_init, TransducerASR, "a transducer ASR model"))
                 self.stats_ready = True  # the featurizer statistics come with the ASR model

@@ -11,33 +11,14 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
-from zoo.asr import TransducerASR
-from zoo.tasks.common import fit_featurizer_stats, pretrained_net
+from zoo.models.transducer import TransducerASR
+from zoo.nets import SpecAugment
+from zoo.tasks.base import fit_featurizer_stats, pretrained_net
 from zoo.text import build_tokenizer, get_normalizer
 
 
-class SpecAugment(nn.Module):
-    """Frequency and time masking on (B, T, F) features, independent per utterance."""
-
-    def __init__(self, freq_masks: int = 2, freq_width: int = 15, time_masks: int = 2, time_width: float = 0.05):
-        super().__init__()
-        self.freq = nn.ModuleList(torchaudio.transforms.FrequencyMasking(freq_width, iid_masks=True)
-                                  for _ in range(freq_masks))
-        self.time_masks, self.time_width = time_masks, time_width
-
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, F, T)
-        for m in self.freq:
-            x = m(x)
-        if self.time_masks and x.shape[-1] > 1:
-            width = max(1, int(self.time_width * x.shape[-1]))
-            for _ in range(self.time_masks):
-                x = torchaudio.transforms.TimeMasking(width, iid_masks=True)(x)
-        return x.squeeze(1).transpose(1, 2)
-
-
 class TransducerTask(L.LightningModule):
-    """Trains a :class:`~zoo.asr.TransducerASR`.
+    """Trains a :class:`~zoo.models.transducer.TransducerASR`.
 
     Args:
         encoder, predictor, joiner, featurizer: the net's config (see ``TransducerASR``).
@@ -179,7 +160,7 @@ class TransducerTask(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from zoo.hub import model_config
+        from zoo.models.base import model_config
 
         checkpoint["zoo_config"] = model_config(self.net, normalizer=self.hparams.normalizer)
         tok_file = getattr(self.net.tokenizer, "model_file", None)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from zoo.errors import ManifestError, ZooError
-from zoo.sv_metrics import P_TARGETS, eer, sv_report
+from zoo.metrics.speaker import P_TARGETS, eer, sv_report
 
 
 @dataclass
@@ -101,7 +101,7 @@ def score_trials(emb: dict[str, torch.Tensor], trials, utts: dict[str, Utt]):
 
 def evaluate_sv(model, trials, utts: dict[str, Utt], n_boot: int = 1000, seed: int = 0,
                 p_targets=P_TARGETS) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Embed, score and report (see ``zoo.sv_metrics.sv_report``). Speakers missing from the utterances
+    """Embed, score and report (see ``zoo.metrics.speaker.sv_report``). Speakers missing from the utterances
     make the bootstrap resample utterances instead. Returns (report, scores, labels)."""
     emb = embed_utts(model, utts, {u for a, b, _ in trials for u in (a, b)})
     scores, labels, es, ts, eg, tg = score_trials(emb, trials, utts)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "model_cards"
+TEMPLATES = Path(__file__).resolve().parents[2] / "model_cards"
 
 
 # config.json "task" -> Hub metadata of its cards (the template is model_cards/<task>.md)

@@ -10,12 +10,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.audio import load_inputs
+from zoo.models.base import ZooModel, register_architecture
 from zoo.errors import ZooError
 from zoo.nets import FbankFeaturizer
-from zoo.nets.speaker import ECAPATDNN
+from zoo.nets.ecapa import ECAPATDNN
 
 
-class SpeakerEmbedder(nn.Module):
+@register_architecture("ecapa", task="speaker")
+class SpeakerEmbedder(ZooModel):
     """Speaker embeddings from raw audio.
 
     Args:
@@ -27,8 +29,6 @@ class SpeakerEmbedder(nn.Module):
     ``scripts/release_speaker.py``), and is read from ``zoo_config`` after ``from_pretrained``.
     """
 
-    architecture = "ecapa"
-    task = "speaker"
     needs_tokenizer = False
 
     def __init__(self, featurizer: dict | None = None, encoder: dict | None = None):
@@ -37,14 +37,9 @@ class SpeakerEmbedder(nn.Module):
         enc = dict(encoder or {})
         enc.setdefault("input_dim", self.featurizer.dim)
         self.encoder = ECAPATDNN(**enc)
-        self.zoo_config: dict = {}
 
     def config(self) -> dict:
         return {"featurizer": self.featurizer.config(), "encoder": self.encoder.config()}
-
-    @property
-    def sample_rate(self) -> int:
-        return self.featurizer.sample_rate
 
     @property
     def embed_dim(self) -> int:

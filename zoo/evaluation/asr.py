@@ -9,7 +9,7 @@ import torch
 
 from zoo.audio import load_audio, prepare_waveform
 from zoo.errors import ZooError
-from zoo.metrics import bootstrap_wer, error_rates
+from zoo.metrics.wer import bootstrap_wer, error_rates
 
 
 NARROWBAND_RATE = 8000
@@ -125,7 +125,7 @@ def evaluate_asr(model, items: list[dict], beam_size: int = 4, chunk_ms: float =
                  progress: bool = False, stream: bool = True) -> dict:
     """All headline numbers of an ASR model on ``items`` (see ``load_eval_set``); ``stream=False`` skips the
     streaming pass (RTF, stream == batch), e.g. on long sets where the AN4 test measurement suffices."""
-    normalizer = getattr(model, "zoo_config", {}).get("normalizer", "upper")
+    normalizer = model.normalizer
     refs = [it["text"] for it in items]
     spk = [it.get("speaker") or str(i) for i, it in enumerate(items)]
     rates = sorted({it["sample_rate"] for it in items if it.get("sample_rate") is not None})

@@ -23,11 +23,12 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from zoo.asr import StreamingSession, TransducerASR
-from zoo.decoding import greedy_search, init_greedy_state
 from zoo.errors import ZooError
+from zoo.models.decoding import greedy_search, init_greedy_state
+from zoo.models.base import register_architecture
+from zoo.models.transducer import StreamingSession, TransducerASR
 from zoo.nets import FbankFeaturizer, Joiner, LSTMPredictor, build_encoder
-from zoo.nets.encoder import StreamingEncoder
+from zoo.nets.separator import SeparatorEncoder
 from zoo.text import CharTokenizer
 
 SOT, EOT = "<sot>", "<eot>"
@@ -41,102 +42,19 @@ class Turn(NamedTuple):
     text: str
 
 
-class SeparatorEncoder(StreamingEncoder):
-    """Mixture encoder -> ``channels``-way separator -> shared recognition encoder.
-
-    ``forward`` / ``stream_step`` return (B * C, T', D): the C channels of each input, channel-interleaved
-    (row ``b * C + c``), so a transducer decodes every channel as its own utterance.
-
-    Args:
-        input_dim: feature dim.
-        mixture: ``{"name": <zoo encoder>, **kwargs}`` over the features (sets the frame rate).
-        recognition: ``{"name": <zoo encoder>, **kwargs}`` over a separated channel; must not subsample
-            (for ``lstm``: ``stack: 1``).
-        channels: output channels (2: the two speakers).
-    """
-
-    def __init__(self, input_dim: int = 80, mixture: dict | None = None, recognition: dict | None = None,
-                 channels: int = 2):
-        super().__init__()
-        mixture = dict(mixture or {"name": "lstm", "stack": 4, "hidden": 256, "layers": 2})
-        recognition = dict(recognition or {"name": "lstm", "stack": 1, "hidden": 256, "layers": 1})
-        self._cfg = {"mixture": mixture, "recognition": recognition, "channels": channels}
-        self.mixture = build_encoder(mixture, input_dim)
-        d = self.mixture.output_dim
-        self.channels = channels
-        self.separator = nn.Linear(d, 2 * channels * d)  # per channel: mask logits, projection
-        self.activity = nn.Linear(d, 1)                   # shared speech-activity head on each channel
-        self.recognition = build_encoder(recognition, d)
-        if self.recognition.subsampling != 1:
-            raise ValueError("the recognition encoder must keep the frame rate (lstm: stack: 1)")
-        self.subsampling = self.mixture.subsampling
-        self.lookahead_frames = self.mixture.lookahead_frames + self.recognition.lookahead_frames * self.subsampling
-        self.output_dim = self.recognition.output_dim
-
-    def config(self) -> dict:
-        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._cfg.items()}
-
-    def separate(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, T, D) mixture encoding -> (B * C, T, D) channel-interleaved separated encodings."""
-        b, t, d = h.shape
-        z = self.separator(h).view(b, t, self.channels, 2, d)
-        s = torch.sigmoid(z[..., 0, :]) * z[..., 1, :]          # (B, T, C, D)
-        return s.permute(0, 2, 1, 3).reshape(b * self.channels, t, d)
-
-    def forward_all(self, feats: torch.Tensor, lengths: torch.Tensor):
-        """-> enc (B * C, T', D), lengths (B * C,), activity logits (B, C, T')."""
-        h, hl = self.mixture(feats, lengths)
-        s = self.separate(h)
-        sl = hl.repeat_interleave(self.channels)
-        act = self.activity(s).squeeze(-1).view(h.shape[0], self.channels, h.shape[1])
-        enc, el = self.recognition(s, sl)
-        return enc, el, act
-
-    def forward(self, feats: torch.Tensor, lengths: torch.Tensor):
-        enc, el, _ = self.forward_all(feats, lengths)
-        return enc, el
-
-    def init_state(self, batch_size: int, device=None) -> dict:
-        return {"mixture": self.mixture.init_state(batch_size, device),
-                "recognition": self.recognition.init_state(batch_size * self.channels, device)}
-
-    def _recognise(self, h: torch.Tensor | None, state: dict):
-        if h is None or h.shape[1] == 0:
-            n = (h.shape[0] if h is not None else 1) * self.channels
-            return torch.zeros(n, 0, self.output_dim, device=None if h is None else h.device), state
-        y, rec = self.recognition.stream_step(self.separate(h), state["recognition"])
-        return y, {**state, "recognition": rec}
-
-    def stream_step(self, feats: torch.Tensor, state: dict):
-        h, mix = self.mixture.stream_step(feats, state["mixture"])
-        return self._recognise(h, {**state, "mixture": mix})
-
-    def stream_flush(self, state: dict):
-        h, mix = self.mixture.stream_flush(state["mixture"])
-        state = {**state, "mixture": mix}
-        outs = []
-        if h is not None and h.shape[1]:
-            y, state = self._recognise(h, state)
-            outs.append(y)
-        tail, rec = self.recognition.stream_flush(state["recognition"])
-        state = {**state, "recognition": rec}
-        if tail is not None and tail.shape[1]:
-            outs.append(tail)
-        return (torch.cat(outs, 1) if outs else None), state
-
-
 def sts_tokenizer(turn_tokens: bool = True, vocab: str | None = None) -> CharTokenizer:
     """The char tokenizer of an STS model: + ``<sot>``, ``<eot>`` with turn tokens."""
     vocab = vocab or CharTokenizer().vocab
     return CharTokenizer(vocab, TURN_TOKENS if turn_tokens else ())
 
 
+@register_architecture("sts", task="multitalker-asr")
 class STSASR(TransducerASR):
     """A two-channel streaming recogniser + segmenter over raw audio (architecture ``sts``).
 
     Args:
         encoder: :class:`SeparatorEncoder` kwargs (``mixture``, ``recognition``, ``channels``).
-        predictor, joiner, featurizer: as in :class:`~zoo.asr.TransducerASR` (shared by the channels).
+        predictor, joiner, featurizer: as in :class:`~zoo.models.transducer.TransducerASR` (shared by the channels).
         tokenizer: a CharTokenizer; with ``turn_tokens`` it must have the ``<sot>`` / ``<eot>`` specials.
         turn_tokens: segment by ``<sot>`` / ``<eot>`` (STS) or by token gaps (the baseline).
         turn_gap_s: baseline only: silence (no token) that ends a turn.
@@ -144,24 +62,23 @@ class STSASR(TransducerASR):
     ``transcribe`` returns, per input, a list of :class:`Turn` (channel, start, end, text) in start order.
     """
 
-    architecture = "sts"
-    task = "multitalker-asr"
-
     def __init__(self, encoder: dict | None = None, predictor: dict | None = None, joiner: dict | None = None,
                  featurizer: dict | None = None, tokenizer=None, turn_tokens: bool = True, turn_gap_s: float = 1.0):
-        nn.Module.__init__(self)  # TransducerASR's own __init__ builds a single-channel encoder
-        self.tokenizer = tokenizer or sts_tokenizer(turn_tokens)
-        self.turn_tokens, self.turn_gap_s = turn_tokens, float(turn_gap_s)
-        specials = getattr(self.tokenizer, "specials", [])
+        tokenizer = tokenizer or sts_tokenizer(turn_tokens)
+        specials = getattr(tokenizer, "specials", [])
         if turn_tokens and not set(TURN_TOKENS) <= set(specials):
             raise ValueError(f"turn_tokens needs a char tokenizer with specials {list(TURN_TOKENS)}")
+        self.turn_tokens, self.turn_gap_s = turn_tokens, float(turn_gap_s)
+        super().__init__(encoder or {}, predictor, joiner, featurizer, tokenizer)
         self.sot = self.tokenizer.token_id(SOT) if SOT in specials else None
         self.eot = self.tokenizer.token_id(EOT) if EOT in specials else None
-        v = self.tokenizer.vocab_size
-        self.featurizer = FbankFeaturizer(**(featurizer or {}))
-        self.encoder = SeparatorEncoder(self.featurizer.dim, **(encoder or {}))
-        self.predictor = LSTMPredictor(v, **(predictor or {}))
-        self.joiner = Joiner(self.encoder.output_dim, self.predictor.output_dim, v, **(joiner or {}))
+
+    def _build_encoder(self, cfg: dict, input_dim: int) -> SeparatorEncoder:
+        return SeparatorEncoder(input_dim, **cfg)
+
+    def format_result(self, result: list[Turn]) -> list[str]:
+        """One line per turn: channel, start s, end s, text (tab-separated)."""
+        return [f"{t.channel}\t{t.start:.2f}\t{t.end:.2f}\t{t.text}" for t in result]
 
     def config(self) -> dict:
         return {"featurizer": self.featurizer.config(), "encoder": self.encoder.config(),
@@ -272,7 +189,7 @@ class STSStreamResult:
 
 
 class STSStreamingSession(StreamingSession):
-    """:class:`~zoo.asr.StreamingSession` over the C channels of an :class:`STSASR`: the same
+    """:class:`~zoo.models.transducer.StreamingSession` over the C channels of an :class:`STSASR`: the same
     ``accept_waveform`` / ``finalize`` / ``reset`` API; results carry per-channel text, the turn start / end
     events of this call, and all turns so far. ``finalize().turns`` equals ``transcribe()``."""
 

@@ -155,14 +155,14 @@ def emission_latency(refs: Sequence[Sequence[Turn]], hyps: Sequence[Sequence[Tur
 
 def _scores(refs, hyps, n_boot: int = 0, seed: int = 0) -> dict:
     """Every metric over these sessions; with ``n_boot`` also ``ci``: 95% percentile-bootstrap CIs of cpWER,
-    ORC-WER and turn-counting accuracy, resampling sessions (``zoo.metrics.bootstrap_ratio``)."""
+    ORC-WER and turn-counting accuracy, resampling sessions (``zoo.metrics.wer.bootstrap_ratio``)."""
     cp, orc = cpwer(refs, hyps), orcwer(refs, hyps)
     out = {"sessions": len(refs), "cpwer": cp, "orcwer": orc,
            "turn_counting_accuracy": turn_counting_accuracy(refs, hyps),
            "latency_ms": emission_latency(refs, hyps)}
     per = {"cpwer": cp.pop("per_session"), "orcwer": orc.pop("per_session")}
     if n_boot > 0 and refs:
-        from zoo.metrics import bootstrap_ratio
+        from zoo.metrics.wer import bootstrap_ratio
 
         correct = [float(len(r) == len(h)) for r, h in zip(refs, hyps)]
         out["ci"] = {k: bootstrap_ratio([e for e, _ in v], [w for _, w in v], n=n_boot, seed=seed)

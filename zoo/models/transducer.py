@@ -10,13 +10,15 @@ import torch
 from torch import nn
 
 from zoo.audio import load_inputs
-from zoo.decoding import GreedyState, beam_search, greedy_search, init_greedy_state
+from zoo.models.base import ZooModel, register_architecture
+from zoo.models.decoding import GreedyState, beam_search, greedy_search, init_greedy_state
 from zoo.errors import ZooError
 from zoo.nets import FbankFeaturizer, Joiner, LSTMPredictor, build_encoder
 from zoo.text import CharTokenizer
 
 
-class TransducerASR(nn.Module):
+@register_architecture("transducer", task="asr")
+class TransducerASR(ZooModel):
     """An RNN-T speech recogniser over raw audio.
 
     Args:
@@ -25,28 +27,26 @@ class TransducerASR(nn.Module):
         tokenizer: a CharTokenizer / SentencePieceTokenizer (not a module; saved beside the weights).
     """
 
-    architecture = "transducer"
-
     def __init__(self, encoder: dict, predictor: dict | None = None, joiner: dict | None = None,
                  featurizer: dict | None = None, tokenizer=None):
         super().__init__()
         self.tokenizer = tokenizer or CharTokenizer()
         v = self.tokenizer.vocab_size
         self.featurizer = FbankFeaturizer(**(featurizer or {}))
-        self.encoder = build_encoder(encoder, self.featurizer.dim)
-        self._encoder_name = encoder["name"]
+        self.encoder = self._build_encoder(encoder, self.featurizer.dim)
         self.predictor = LSTMPredictor(v, **(predictor or {}))
         self.joiner = Joiner(self.encoder.output_dim, self.predictor.output_dim, v, **(joiner or {}))
+
+    def _build_encoder(self, cfg: dict, input_dim: int):
+        """The encoder from its config (subclasses with another encoder family override this)."""
+        self._encoder_name = cfg["name"]
+        return build_encoder(cfg, input_dim)
 
     # --- config ---------------------------------------------------------------------------------
     def config(self) -> dict:
         return {"featurizer": self.featurizer.config(),
                 "encoder": {"name": self._encoder_name, **self.encoder.config()},
                 "predictor": self.predictor.config(), "joiner": self.joiner.config()}
-
-    @property
-    def sample_rate(self) -> int:
-        return self.featurizer.sample_rate
 
     @property
     def frame_ms(self) -> float:

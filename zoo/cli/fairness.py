@@ -1,4 +1,4 @@
-"""``zoo audit`` and ``zoo fisher`` (registered by ``zoo.commands``)."""
+"""``zoo audit`` and ``zoo fisher``: ASR fairness audits and the Fisher information for EWC."""
 from __future__ import annotations
 
 import sys
@@ -37,6 +37,7 @@ def add_parsers(sub) -> None:
     a.add_argument("--records", default=None, help="reuse the records.jsonl of an earlier audit (no decoding)")
     a.add_argument("--out", required=True, help="report folder (written atomically)")
     a.add_argument("--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(func=cmd_audit)
 
     f = sub.add_parser("fisher", help="diagonal Fisher information of an ASR model on its training data (for "
                        "EWC fine-tuning), stored beside the model")
@@ -52,6 +53,7 @@ def add_parsers(sub) -> None:
     f.add_argument("--seed", type=int, default=0, help="shuffling seed of the utterances")
     f.add_argument("--out", default=None, help="default: <model folder>/fisher.safetensors")
     f.add_argument("--quiet", action="store_true")
+    f.set_defaults(func=cmd_fisher)
 
 
 def _progress(args) -> bool:
@@ -92,9 +94,9 @@ def cmd_audit(args) -> int:
     spk_model = None
     if args.method == "embedding":
         spk_model = from_pretrained(args.speaker_model)
-        if getattr(spk_model, "task", None) != "speaker":
+        if spk_model.task != "speaker":
             raise ZooError(f"{args.speaker_model} is not a speaker-embedding model (its task is "
-                           f"{getattr(spk_model, 'task', 'asr')!r})")
+                           f"{spk_model.task!r})")
     if model is not None:
         records = R.error_records(model, items, args.batch_size, args.beam_size, progress=_progress(args))
     emb = None
@@ -106,7 +108,7 @@ def cmd_audit(args) -> int:
                     geo_min_words=args.geo_min_words, max_depth=args.max_depth, n_boot=args.n_boot,
                     n_perm=args.n_perm, seed=args.seed)
     rep.update(model=str(args.model), data=str(data), speaker_model=args.speaker_model,
-               normalizer=getattr(model, "zoo_config", {}).get("normalizer", "upper") if model else "from records")
+               normalizer=model.normalizer if model else "from records")
     write_report(rep, records, out)
     o = rep["overall"]
     print(f"overall WER {100 * o['wer']:.2f}% ({o['utterances']} utterances, {o['speakers']} speakers)")

@@ -65,7 +65,7 @@ def average_state_dicts(states: list[dict]) -> dict:
 def net_from_checkpoint(ckpt_path: str | Path | list, average: list | None = None):
     """Rebuild the net of a zoo Lightning checkpoint (loaded with ``weights_only=True``); with ``average``
     (more checkpoint paths of the same run), the weights are the mean over ``ckpt_path`` and those."""
-    from zoo.registry import architecture_class
+    from zoo.models.base import architecture_class
     from zoo.text import build_tokenizer
 
     p = Path(ckpt_path)
@@ -78,7 +78,7 @@ def net_from_checkpoint(ckpt_path: str | Path | list, average: list | None = Non
         raise ZooError(f"{p} has no zoo_config: it was not written by a zoo task (zoo fit)")
     cls = architecture_class(cfg["architecture"])
     tmpdir, kwargs = None, {}
-    if getattr(cls, "needs_tokenizer", True):
+    if cls.needs_tokenizer:
         tok_cfg = dict(cfg["tokenizer"])
         if "zoo_tokenizer_bytes" in ckpt:
             tmpdir = tempfile.mkdtemp(prefix="zoo-tok-")
@@ -101,8 +101,8 @@ def export_checkpoint(ckpt_path: str | Path | list, out_dir: str | Path, name: s
     """Write ``out_dir`` (config.json, model.safetensors, tokenizer, README.md) and verify it reloads
     to a model whose outputs equal the checkpoint's on a test signal. A list of checkpoints is averaged
     (``config.json`` records their file names under ``averaged_from``)."""
-    from zoo.cards import render_card
-    from zoo.hub import load_folder, model_config, save_pretrained
+    from zoo.hub.cards import render_card
+    from zoo.models.base import load_folder, model_config, save_pretrained
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir.is_dir() and (not any(out_dir.iterdir())

@@ -20,7 +20,7 @@ MULTITALKER_TASK = "multitalker-asr"
 
 
 def is_multitalker(model) -> bool:
-    return getattr(model, "task", "asr") == MULTITALKER_TASK
+    return model.task == MULTITALKER_TASK
 
 
 def eval_set_name(manifest: str | None = None, split: str = "test", seed: int | None = None) -> str:
@@ -82,15 +82,15 @@ def evaluate_multitalker(model, items: list[dict], chunk_ms: float = 160.0, n_bo
     ``threads`` threads (RTF), and ``stream.equals_batch`` is the fraction of sessions whose streamed turns
     equal the batch turns exactly. Texts of both sides go through the model's normaliser.
     """
-    from zoo.evaluate import streaming_rtf
-    from zoo.multitalker_metrics import evaluate_sessions
+    from zoo.evaluation.asr import streaming_rtf
+    from zoo.metrics.multitalker import evaluate_sessions
     from zoo.text import get_normalizer
 
     if not is_multitalker(model):
         raise ZooError(f"not a multi-talker model (its task is {getattr(model, 'task', 'asr')!r})")
     if not items:
         raise ZooError("no sessions to evaluate")
-    normalizer = getattr(model, "zoo_config", {}).get("normalizer", "upper")
+    normalizer = model.normalizer
     norm = get_normalizer(normalizer)
     wavs = session_audio(items, model.sample_rate)
     batch = model.transcribe(wavs, sample_rate=model.sample_rate, progress=progress)
@@ -117,7 +117,7 @@ def target_floor(items: list[dict], norm=str) -> dict:
     the channel that overlap-based assignment gives it (``zoo.tasks.sts.assign_channels``). Channels are not
     speakers, so a channel that carries both speakers' turns costs cpWER even when every word is right;
     ORC-WER of this layout is 0. ``{"cpwer", "orcwer", "by_overlap": {bin: cpwer}}``."""
-    from zoo.multitalker_metrics import evaluate_sessions
+    from zoo.metrics.multitalker import evaluate_sessions
     from zoo.tasks.sts import assign_channels
 
     refs = [_turns(it["turns"], norm) for it in items]
@@ -134,7 +134,7 @@ def headline(r: dict) -> str:
 
 
 def format_multitalker_report(name: str, eval_set: str, r: dict) -> str:
-    from zoo.multitalker_metrics import format_sessions_report
+    from zoo.metrics.multitalker import format_sessions_report
 
     s = r["stream"]
     lines = [format_sessions_report(f"model {name} on {eval_set} ({r['sessions']} sessions; normaliser "

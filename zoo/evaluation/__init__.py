@@ -1,0 +1,2 @@
+"""Evaluation loops over released models: ASR (``asr``), speaker verification (``speaker``), multi-talker
+(``multitalker``) and external peer systems (``peers``)."""
