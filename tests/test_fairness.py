@@ -205,7 +205,7 @@ def test_embedding_audit_finds_the_high_error_cluster():
 
 # --- EWC penalty ----------------------------------------------------------------------------------------------
 def test_ewc_penalty_equals_formula_and_pulls_toward_anchor():
-    from zoo.fairness.ewc import ParameterAnchor, set_trainable
+    from zoo.tasks.regularizers import ParameterAnchor, set_trainable
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))

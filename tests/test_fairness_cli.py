@@ -165,7 +165,7 @@ def _tiny_net(folder):
 def test_fisher_is_mean_of_squared_per_utterance_gradients(tiny_folder, an4_small):
     """Against a direct computation: two utterances, gradients of each one's RNN-T loss, squared, averaged."""
     from zoo.data import SpeechDataModule
-    from zoo.fairness.ewc import fisher_diagonal
+    from zoo.fairness.fisher import fisher_diagonal
     from zoo.tasks import TransducerTask
 
     dm = SpeechDataModule(corpus=None, train_manifest=str(an4_small["manifest"]), num_buckets=1, max_duration=100)
@@ -190,7 +190,7 @@ def test_fisher_is_mean_of_squared_per_utterance_gradients(tiny_folder, an4_smal
 
 def test_trainable_predictor_with_ewc_leaves_encoder_unchanged(tiny_folder, an4_small, tmp_path):
     from zoo.data import SpeechDataModule
-    from zoo.fairness.ewc import fisher_diagonal, save_fisher
+    from zoo.fairness.fisher import fisher_diagonal, save_fisher
     from zoo.tasks import TransducerTask
 
     dm = SpeechDataModule(corpus=None, train_manifest=str(an4_small["manifest"]), num_buckets=1, max_duration=6)

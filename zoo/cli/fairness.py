@@ -149,7 +149,7 @@ def cmd_fisher(args) -> int:
     import time
 
     from zoo.data import SpeechDataModule
-    from zoo.fairness.ewc import FISHER_FILE, fisher_diagonal, save_fisher
+    from zoo.fairness.fisher import FISHER_FILE, fisher_diagonal, save_fisher
     from zoo.hub import resolve
     from zoo.tasks import TransducerTask
 

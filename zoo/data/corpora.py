@@ -1,5 +1,6 @@
 """Corpus recipes beside AN4: speechocean762 (Kaldi dirs, Ogg/Opus) and the alphanumeric accent corpus (FLAC +
-prompts), as lhotse CutSets whose supervisions carry speaker metadata; ``corpus_cuts`` dispatches by name.
+prompts), as lhotse CutSets whose supervisions carry speaker metadata; ``sv_speaker_split``: the speaker
+verification split over AN4 + speechocean762 (corpus-prefixed speaker ids); ``corpus_cuts`` dispatches by name.
 
 Supervision fields: ``speaker``, ``gender`` (``f``/``m``), ``language``; ``custom``: ``corpus``, ``age`` (years),
 ``age_group`` (``child`` <= 15 < ``adult``) and, for alphanumeric, ``kind``, ``nationality``,
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from lhotse.utils import fastcopy
 
 from zoo.data.an4 import an4_cuts, an4_speaker_split, data_root
 from zoo.errors import ZooError
@@ -158,13 +160,55 @@ def alphanumeric_cuts(data_dir=None, kinds: tuple[str, ...] = ("names", "numbers
     return {"test": CutSet.from_manifests(RecordingSet.from_recordings(recs), SupervisionSet.from_segments(sups))}
 
 
+# --- speaker verification: AN4 + speechocean762 --------------------------------------------------------
+# Speaker ids are prefixed with their corpus so they can never collide across corpora.
+SV_SPEAKER_PREFIX = {"an4": "an4_", "speechocean762": "so762_"}
+
+
+def prefix_speakers(cuts: CutSet, corpus: str) -> CutSet:
+    """``cuts`` with every supervision's speaker prefixed by ``SV_SPEAKER_PREFIX[corpus]`` and ``custom``
+    holding ``corpus``, ``age`` and ``age_group`` (None where the corpus does not say, e.g. AN4)."""
+    pre = SV_SPEAKER_PREFIX[corpus]
+
+    def fix(s):
+        custom = {"corpus": corpus, "age": None, "age_group": None, **(s.custom or {})}
+        return fastcopy(s, speaker=pre + s.speaker, custom=custom)
+
+    return cuts.map_supervisions(fix).to_eager()
+
+
+def sv_speaker_split(data_dir=None) -> dict[str, CutSet]:
+    """Speaker-verification split over AN4 and speechocean762 (speakers prefixed ``an4_`` / ``so762_``):
+
+    * ``train``: AN4-SV train (54 speakers, adults) + speechocean762 train minus its dev slice (109 speakers,
+      51 children) = 163 speakers, 2,872 utterances;
+    * ``dev``: AN4-SV dev (10) + speechocean762 dev (16: 7 children, 9 adults) = 26 speakers, 450 utterances
+      (``val_eer``: checkpoint and threshold choice);
+    * ``test``: speechocean762 test (125 speakers, 64 children; 2,500 utterances), the evaluation set of the
+      fixed trial list ``data/trials/so762_test_trials.txt`` (``zoo.data.trials.so762_test_trials``);
+    * ``an4_eval``: AN4-SV eval (20 speakers; ``zoo data an4-sv`` scores it with unprefixed ids).
+
+    All four are speaker-disjoint. Supervisions keep ``gender`` and ``custom`` ``corpus``, ``age``,
+    ``age_group`` (AN4 has no ages: None).
+    """
+    an4 = an4_speaker_split(data_dir)
+    so = speechocean762_cuts(data_dir)
+    a = {k: prefix_speakers(v, "an4") for k, v in an4.items()}
+    s = {k: prefix_speakers(v, "speechocean762") for k, v in so.items()}
+    return {"train": (a["train"] + s["train"]).to_eager(), "dev": (a["dev"] + s["dev"]).to_eager(),
+            "test": s["test"], "an4_eval": a["eval"]}
+
+
 # --- dispatch ------------------------------------------------------------------------------------------
 CORPORA = {"an4": an4_cuts, "an4_spk": an4_speaker_split, "speechocean762": speechocean762_cuts,
-           "alphanumeric": alphanumeric_cuts}
+           "alphanumeric": alphanumeric_cuts, "an4_so762_spk": sv_speaker_split}
+# Recipes whose splits are speaker-disjoint speaker-verification sets (SpeechDataModule adds speaker labels).
+SPEAKER_RECIPES = ("an4_spk", "an4_so762_spk")
 
 
 def corpus_cuts(name: str, data_dir=None) -> dict[str, CutSet]:
-    """The splits of a named corpus recipe (``train`` / ``dev`` / ``test``; an4_spk: ``eval`` for test)."""
+    """The splits of a named corpus recipe (``train`` / ``dev`` / ``test``; an4_spk: ``eval`` for test;
+    an4_so762_spk: + ``an4_eval``)."""
     if name not in CORPORA:
         raise ZooError(f"unknown corpus {name!r} — choose one of {', '.join(sorted(CORPORA))}")
     return CORPORA[name](data_dir)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.an4 import an4_cuts, an4_speaker_split
 from zoo.data.augment import WaveAugment
-from zoo.data.corpora import corpus_cuts
+from zoo.data.corpora import CORPORA, SPEAKER_RECIPES, corpus_cuts
 from zoo.data.manifest import load_cuts
 from zoo.data.mix import SessionMixer, cut_turns, fixed_sessions
 
@@ -180,7 +180,10 @@ class SpeechDataModule(L.LightningDataModule):
 
     Args:
         corpus: a built-in recipe (``"an4"``: ASR train/dev/test; ``"an4_spk"``: the speaker-disjoint speaker
-            verification split, train / val = dev speakers / test = eval speakers) or None to use the manifests.
+            verification split, train / val = dev speakers / test = eval speakers; ``"an4_so762_spk"``: the
+            speaker verification split over AN4 + speechocean762, ``zoo.data.corpora.sv_speaker_split``, test =
+            speechocean762 test; any other ``zoo.data.corpora.CORPORA`` name: its train / dev / test) or None
+            to use the manifests.
         data_dir: corpus location (default ``$ZOO_DATA`` or ``../shared/data``).
         train_manifest, val_manifest, test_manifest: NeMo JSONL or lhotse cut manifests
             (override the recipe's splits when given).
@@ -192,7 +195,7 @@ class SpeechDataModule(L.LightningDataModule):
         sampler: ``"bucketing"`` (duration buckets, ``max_duration`` s per batch) or ``"speaker_balanced"``
             (training batches of ``speakers_per_batch`` x ``utts_per_speaker``; see SpeakerBalancedSampler).
         speaker_labels: add ``speaker_index`` (class label from the sorted training speakers) to every batch;
-            None = on for ``an4_spk`` and the speaker-balanced sampler.
+            None = on for the speaker recipes (``an4_spk``, ``an4_so762_spk``) and the speaker-balanced sampler.
         mix: two-speaker sessions (``zoo.data.mix.SessionMixer`` kwargs, e.g. ``{max_turns: 4, overlap_weights:
             {none: 0.4, heavy: 0.2, ...}}``): every training cut becomes the first turn of a session mixed on
             the fly from the training cuts; val / test become fixed sessions of the val / test speakers only
@@ -248,11 +251,16 @@ class SpeechDataModule(L.LightningDataModule):
         elif h.corpus == "an4_spk":
             rec = an4_speaker_split(h.data_dir)
             self.cuts = {"train": rec["train"], "val": rec["dev"], "test": rec["eval"]}
+        elif h.corpus in CORPORA:
+            rec = corpus_cuts(h.corpus, h.data_dir)
+            self.cuts = {split: rec[name] for split, name in (("train", "train"), ("val", "dev"), ("test", "test"))
+                         if name in rec}
         elif h.corpus is not None:
-            raise ValueError(f"unknown corpus {h.corpus!r}; use 'an4', 'an4_spk' or corpus: null with manifests")
+            raise ValueError(f"unknown corpus {h.corpus!r}; use one of {', '.join(sorted(CORPORA))} "
+                             "or corpus: null with manifests")
         labels = h.speaker_labels
         if labels is None:
-            labels = h.corpus == "an4_spk" or h.sampler == "speaker_balanced"
+            labels = h.corpus in SPEAKER_RECIPES or h.sampler == "speaker_balanced"
         require_text = not labels if h.require_text is None else h.require_text
         for split, m in (("train", h.train_manifest), ("val", h.val_manifest), ("test", h.test_manifest)):
             if m:

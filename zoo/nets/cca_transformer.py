@@ -272,6 +272,9 @@ class CCATransformerEncoder(StreamingEncoder):
             return outs[0], states[0]
         return torch.cat(outs), _merge(states)
 
+    def set_gate_temperature(self, tau: float) -> None:
+        self.tau = float(tau)
+
     def expected_compute(self, lengths: torch.Tensor) -> torch.Tensor:
         """Cost-weighted expected fraction of MHA/FFN compute that stays on (differentiable), over the
         valid frames of the latest ``forward``; lengths (B,) in output frames. 1.0 when ungated."""

@@ -48,6 +48,14 @@ class StreamingEncoder(nn.Module):
         e.g. branches added on top of a baseline encoder. Default: none."""
         return []
 
+    def expected_compute(self, lengths: torch.Tensor) -> torch.Tensor | None:
+        """Encoders with learned gates: the differentiable expected fraction of their compute that runs in the
+        latest ``forward`` (lengths (B,) in output frames), for a compute-cost loss. Default: None (no gates)."""
+        return None
+
+    def set_gate_temperature(self, tau: float) -> None:
+        """Encoders with learned gates: the Gumbel-sigmoid temperature for training. Default: nothing to set."""
+
     def stream_flush(self, state: dict):
         """End of stream: outputs still held back (e.g. a partial attention segment) -> (B, T'', D), state.
         Causal frame-synchronous encoders hold nothing back and return (None, state)."""

@@ -78,9 +78,8 @@ class ARWTask(SpeakerVerificationTask):
     def configure_optimizers(self):
         learner = super().configure_optimizers()
         adv = self.adversary_optimizer_factory(self.adversary.parameters())
-        if isinstance(learner, tuple) or isinstance(learner, list):
-            opts, scheds = learner
-            return [opts[0], adv], scheds
+        if isinstance(learner, dict):  # optimizer + per-step scheduler
+            return [learner["optimizer"], adv], [learner["lr_scheduler"]]
         return [learner, adv]
 
     @property

@@ -27,7 +27,6 @@ zero_grad, backward, norm clipping at ``grad_clip``, step, scheduler step.
 """
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -35,7 +34,7 @@ from torch import nn
 
 from zoo.models.speaker import SpeakerEmbedder
 from zoo.metrics.speaker import EER, sv_report
-from zoo.tasks.base import fit_featurizer_stats, pretrained_net
+from zoo.tasks.base import ZooTask
 from zoo.nets import SpecAugment
 
 
@@ -107,7 +106,7 @@ class AAMSoftmax(nn.Module):
         return F.cross_entropy(logits, labels, reduction="none")
 
 
-class SpeakerVerificationTask(L.LightningModule):
+class SpeakerVerificationTask(ZooTask):
     """Trains a :class:`~zoo.models.speaker.SpeakerEmbedder` (baseline: every sample weight is 1).
 
     Args:
@@ -131,22 +130,17 @@ class SpeakerVerificationTask(L.LightningModule):
                  crop_seconds: float | None = 2.0, spec_augment: dict | None = None, grad_clip: float = 5.0,
                  stats_batches: int = 50, val_max_nontarget: int | None = None,
                  optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
-        super().__init__()
+        super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.automatic_optimization = False
         if pair_weighting not in ("pw", "pl"):
             raise ValueError(f"unknown pair_weighting {pair_weighting!r}; use 'pw' or 'pl'")
-        if init_from:
-            self.net = pretrained_net(init_from, SpeakerEmbedder, "a speaker-embedding model")
-            self.stats_ready = True
-        else:
-            self.net = SpeakerEmbedder(featurizer, encoder)
-            self.stats_ready = False
+        self.init_net(init_from, lambda: SpeakerEmbedder(featurizer, encoder), SpeakerEmbedder,
+                      "a speaker-embedding model")
         self.pair_scale = nn.Parameter(torch.tensor(float(scale_init)))
         self.pair_bias = nn.Parameter(torch.tensor(float(bias_init)))
         self.aam: AAMSoftmax | None = None
         self.spec_augment = SpecAugment(**spec_augment) if spec_augment is not None else None
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_eer = EER()
         self._eval_store: list = []
 
@@ -161,21 +155,12 @@ class SpeakerVerificationTask(L.LightningModule):
             h = self.hparams
             self.aam = AAMSoftmax(self.net.embed_dim, n, h.aam_margin, h.aam_scale)
 
-    def on_fit_start(self) -> None:
-        if self.stats_ready or bool((self.net.featurizer.mean != 0).any()):
-            return
-        fit_featurizer_stats(self, self.net.featurizer, self.hparams.stats_batches)
-        self.stats_ready = True
-
     def learner_parameters(self) -> list[nn.Parameter]:
         """Everything the learner optimizer updates: net, pair scale/bias, AAM head (not an adversary)."""
         return [p for n, p in self.named_parameters() if not n.startswith("adversary.")]
 
-    def configure_optimizers(self):
-        opt = self.optimizer_factory(self.learner_parameters())
-        if self.scheduler_factory is None:
-            return opt
-        return [opt], [{"scheduler": self.scheduler_factory(opt), "interval": "step"}]
+    def optimizer_parameters(self):
+        return self.learner_parameters()
 
     def learner_optimizer(self):
         opts = self.optimizers()
@@ -289,9 +274,3 @@ class SpeakerVerificationTask(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_eval("test")
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from zoo.models.base import model_config
-
-        checkpoint["zoo_config"] = model_config(self.net)
-

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 import torchaudio
@@ -35,10 +34,10 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from zoo.errors import ZooError
 from zoo.metrics.multitalker import cpwer, emission_latency, orcwer, turn_counting_accuracy
-from zoo.models.sts import SOT, EOT, STSASR, sts_tokenizer
-from zoo.tasks.base import pretrained_net
+from zoo.models.sts import EOT, SOT, STSASR, sts_tokenizer, warm_start_from_transducer
+from zoo.models.transducer import TransducerASR
 from zoo.nets import SpecAugment
-from zoo.tasks.transducer import TransducerTask
+from zoo.tasks.base import ZooTask, pretrained_net
 from zoo.text import get_normalizer
 
 
@@ -56,7 +55,7 @@ def assign_channels(turns: Sequence, channels: int = 2) -> list[int]:
     return out
 
 
-class STSTask(L.LightningModule):
+class STSTask(ZooTask):
     """Trains an :class:`~zoo.models.sts.STSASR` on two-speaker sessions (``data.mix`` in the config).
 
     Args:
@@ -83,27 +82,19 @@ class STSTask(L.LightningModule):
                  activity_weight: float = 0.2, eot_penalty: float = 1.0, eot_tolerance: float = 0.2,
                  spec_augment: dict | None = None, normalizer: str = "upper", stats_batches: int = 50,
                  optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
-        super().__init__()
+        super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         if init_from and asr_init:
             raise ZooError("give init_from (an STS model) or asr_init (a single-speaker transducer to warm-start "
                            "from), not both")
-        if init_from:
-            self.net = pretrained_net(init_from, STSASR, "an STS model")
-            self.stats_ready = True
-        else:
-            self.net = STSASR(encoder, predictor, joiner, featurizer, sts_tokenizer(turn_tokens, vocab),
-                              turn_tokens=turn_tokens, turn_gap_s=turn_gap_s)
-            self.stats_ready = False
-            if asr_init:
-                from zoo.models.transducer import TransducerASR
-                from zoo.models.sts import warm_start_from_transducer
-
-                warm_start_from_transducer(self.net, pretrained_net(asr_init, TransducerASR, "a transducer ASR model"))
-                self.stats_ready = True  # the featurizer statistics come with the ASR model
+        self.init_net(init_from, lambda: STSASR(encoder, predictor, joiner, featurizer, sts_tokenizer(turn_tokens, vocab),
+                                                turn_tokens=turn_tokens, turn_gap_s=turn_gap_s),
+                      STSASR, "an STS model")
+        if asr_init:
+            warm_start_from_transducer(self.net, pretrained_net(asr_init, TransducerASR, "a transducer ASR model"))
+            self.stats_ready = True  # the featurizer statistics come with the ASR model
         self.spec_augment = SpecAugment(**spec_augment) if spec_augment is not None else None
         self.normalize = get_normalizer(normalizer)
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self._eval: dict[str, tuple[list, list]] = {}
 
     # --- targets --------------------------------------------------------------------------------
@@ -232,7 +223,6 @@ class STSTask(L.LightningModule):
     def on_test_epoch_end(self):
         self._eval_epoch_end("test")
 
-    # --- featurizer statistics, optimisation, export: exactly the transducer task's ---------------
-    on_fit_start = TransducerTask.on_fit_start
-    configure_optimizers = TransducerTask.configure_optimizers
-    on_save_checkpoint = TransducerTask.on_save_checkpoint
+    # --- export ---------------------------------------------------------------------------------
+    def zoo_config_extra(self) -> dict:
+        return {"normalizer": self.hparams.normalizer}

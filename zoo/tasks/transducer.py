@@ -1,9 +1,6 @@
 """RNN-T training objective: torchaudio ``rnnt_loss`` + optional CTC auxiliary loss + SpecAugment."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import lightning as L
 import torch
 import torch.nn.functional as F
 import torchaudio
@@ -13,11 +10,12 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from zoo.models.transducer import TransducerASR
 from zoo.nets import SpecAugment
-from zoo.tasks.base import fit_featurizer_stats, pretrained_net
+from zoo.tasks.base import ZooTask
+from zoo.tasks.regularizers import build_regularizer, set_trainable
 from zoo.text import build_tokenizer, get_normalizer
 
 
-class TransducerTask(L.LightningModule):
+class TransducerTask(ZooTask):
     """Trains a :class:`~zoo.models.transducer.TransducerASR`.
 
     Args:
@@ -31,13 +29,13 @@ class TransducerTask(L.LightningModule):
         val_beam_size, test_beam_size: 1 = greedy.
         stats_batches: training batches used to estimate the featurizer's mean/std when training from scratch.
         compute_weight: lambda of the compute-cost loss ``lambda * expected compute fraction`` for encoders
-            with gates (``expected_compute``, e.g. cca_transformer); 0 disables it.
+            with learned gates (``encoder.expected_compute`` is not None, e.g. cca_transformer); 0 disables it.
         gate_tau: (start, end) Gumbel-sigmoid temperature, annealed geometrically over ``trainer.max_steps``.
         delayed_start: optimizer steps during which the encoder's ``delayed_parameters()`` stay frozen (ConvRNN-T:
             the CNN branches and fusion, so the LSTMs first learn the acoustics as in the LSTM baseline).
         regularizer: a penalty pulling the weights toward the ones training starts from (``init_from``), added to
             the training loss: ``{type: ewc, weight: λ, fisher: path}`` (elastic weight consolidation) or
-            ``{type: l2sp, weight: λ}`` (F = 1); see ``zoo.fairness.ewc``.
+            ``{type: l2sp, weight: λ}`` (F = 1); see ``zoo.tasks.regularizers``.
         trainable: ``all``, or the net parts to fine-tune (``encoder`` | ``predictor`` | ``joiner`` or a list);
             the rest is frozen (the CTC head trains only with the encoder).
         optimizer, scheduler: from the CLI config; the scheduler is stepped every optimizer step.
@@ -50,36 +48,19 @@ class TransducerTask(L.LightningModule):
                  compute_weight: float = 0.0, gate_tau: tuple[float, float] = (1.0, 0.1),
                  delayed_start: int = 0, regularizer: dict | None = None, trainable: str | list[str] = "all",
                  optimizer: OptimizerCallable = torch.optim.AdamW, scheduler: LRSchedulerCallable | None = None):
-        super().__init__()
+        super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        if init_from:
-            self.net = pretrained_net(init_from, TransducerASR, "a transducer ASR model")
-            self.stats_ready = True
-        else:
-            self.net = TransducerASR(encoder or {"name": "lstm"}, predictor, joiner, featurizer,
-                                     build_tokenizer(tokenizer or {"type": "char"}))
-            self.stats_ready = False
+        self.init_net(init_from, lambda: TransducerASR(encoder or {"name": "lstm"}, predictor, joiner, featurizer,
+                                                       build_tokenizer(tokenizer or {"type": "char"})),
+                      TransducerASR, "a transducer ASR model")
         v = self.net.tokenizer.vocab_size
         self.ctc_head = nn.Linear(self.net.encoder.output_dim, v) if ctc_weight > 0 else None
         self.spec_augment = SpecAugment(**spec_augment) if spec_augment is not None else None
-        self._frozen: set[int] = set()
-        self.regularizer = None
-        if regularizer or trainable != "all":
-            from zoo.fairness.ewc import build_regularizer, set_trainable
-
-            self.regularizer = build_regularizer(regularizer, self.net) if regularizer else None
-            self._frozen = set_trainable(self.net, trainable, encoder_heads=(self.ctc_head,))
+        self.regularizer = build_regularizer(regularizer, self.net) if regularizer else None
+        self._frozen: set[int] = set_trainable(self.net, trainable, encoder_heads=(self.ctc_head,))
         self.normalize = get_normalizer(normalizer)
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_wer, self.val_cer = WordErrorRate(), CharErrorRate()
         self.test_wer, self.test_cer = WordErrorRate(), CharErrorRate()
-
-    # --- featurizer statistics ------------------------------------------------------------------
-    def on_fit_start(self) -> None:
-        if self.stats_ready or bool((self.net.featurizer.mean != 0).any()):
-            return
-        fit_featurizer_stats(self, self.net.featurizer, self.hparams.stats_batches)
-        self.stats_ready = True
 
     # --- losses ---------------------------------------------------------------------------------
     def _targets(self, texts: list[str]):
@@ -106,8 +87,8 @@ class TransducerTask(L.LightningModule):
             w = self.hparams.ctc_weight
             loss = (1 - w) * rnnt + w * ctc
             logs["ctc_loss"] = ctc
-        if hasattr(self.net.encoder, "expected_compute"):
-            frac = self.net.encoder.expected_compute(elens)
+        frac = self.net.encoder.expected_compute(elens)
+        if frac is not None:
             logs["compute_frac"] = frac.detach()
             if self.hparams.compute_weight > 0:
                 loss = loss + self.hparams.compute_weight * frac
@@ -117,10 +98,9 @@ class TransducerTask(L.LightningModule):
         if self.hparams.delayed_start > 0:  # frozen params get no grad, so AdamW skips them (no decay either)
             for p in self.net.encoder.delayed_parameters():
                 p.requires_grad_(self.global_step >= self.hparams.delayed_start and id(p) not in self._frozen)
-        if hasattr(self.net.encoder, "tau"):
-            t0, t1 = self.hparams.gate_tau
-            total = max(1, self.trainer.max_steps if self.trainer.max_steps > 0 else 10_000)
-            self.net.encoder.tau = t0 * (t1 / t0) ** min(1.0, self.global_step / total)
+        t0, t1 = self.hparams.gate_tau  # annealed geometrically; encoders without learned gates ignore it
+        total = max(1, self.trainer.max_steps if self.trainer.max_steps > 0 else 10_000)
+        self.net.encoder.set_gate_temperature(t0 * (t1 / t0) ** min(1.0, self.global_step / total))
         loss, logs, _, _ = self._forward_loss(batch, augment=True)
         if self.regularizer is not None:
             logs["reg"] = self.regularizer(self.net)
@@ -152,17 +132,6 @@ class TransducerTask(L.LightningModule):
         enc, elens = self.net.encode(batch["audio"], batch["audio_lens"])
         return [self.net.tokenizer.decode(h) for h in self.net.decode(enc, elens, self.hparams.test_beam_size)]
 
-    # --- optimisation / export ------------------------------------------------------------------
-    def configure_optimizers(self):
-        opt = self.optimizer_factory(self.parameters())
-        if self.scheduler_factory is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"}}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from zoo.models.base import model_config
-
-        checkpoint["zoo_config"] = model_config(self.net, normalizer=self.hparams.normalizer)
-        tok_file = getattr(self.net.tokenizer, "model_file", None)
-        if tok_file is not None:
-            checkpoint["zoo_tokenizer_bytes"] = Path(tok_file).read_bytes()
+    # --- export ---------------------------------------------------------------------------------
+    def zoo_config_extra(self) -> dict:
+        return {"normalizer": self.hparams.normalizer}
