@@ -21,5 +21,10 @@ class ModelFolderError(ZooError):
     """A model folder that is incomplete or whose weights do not match its config."""
 
 
-class StreamingNotSupportedError(ZooError):
-    """``stream()`` on a model that cannot stream."""
+
+class ConfigError(ZooError):
+    """A command-line option or training config that cannot be used (a typo'd key, a bad value)."""
+
+
+class OutputExistsError(ZooError):
+    """An output that already exists and would be replaced (``--force`` replaces it)."""

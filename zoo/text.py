@@ -11,17 +11,27 @@ _NON_WORD = re.compile(r"[^A-Z0-9' ]+")
 _SPACES = re.compile(r"\s+")
 
 
+NORMALIZERS: dict[str, Callable[[str], str]] = {}
+
+
+def register_normalizer(name: str):
+    """Function decorator: make a text normaliser selectable by ``name`` (configs, config.json, ``zoo audit``)."""
+    def deco(fn: Callable[[str], str]):
+        NORMALIZERS[name] = fn
+        return fn
+    return deco
+
+
+@register_normalizer("an4")
 def normalize_an4(text: str) -> str:
     """Strip AN4 markup (``<s>``, ``</s>``, trailing ``(utt-id)``), upper-case, collapse spaces."""
     return _SPACES.sub(" ", _AN4_MARKUP.sub(" ", text)).strip().upper()
 
 
+@register_normalizer("upper")
 def normalize_upper(text: str) -> str:
     """Upper-case, drop punctuation except apostrophes, collapse spaces (applied to hyp and ref before WER)."""
     return _SPACES.sub(" ", _NON_WORD.sub(" ", text.upper())).strip()
-
-
-NORMALIZERS: dict[str, Callable[[str], str]] = {"an4": normalize_an4, "upper": normalize_upper}
 
 
 def get_normalizer(name: str) -> Callable[[str], str]:

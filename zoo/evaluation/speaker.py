@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from zoo.errors import ManifestError, ZooError
-from zoo.metrics.speaker import P_TARGETS, eer, sv_report
+from zoo.metrics.speaker import P_TARGETS, cosine_trial_scores, eer, sv_report
 
 
 @dataclass
@@ -91,10 +91,7 @@ def embed_utts(model, utts: dict[str, Utt], ids=None, batch_size: int = 16) -> d
 
 def score_trials(emb: dict[str, torch.Tensor], trials, utts: dict[str, Utt]):
     """Cosine scores of the trials -> (scores (N,) numpy, labels (N,) numpy, enroll/test speakers and genders)."""
-    A = torch.stack([emb[a] for a, _, _ in trials])
-    B = torch.stack([emb[b] for _, b, _ in trials])
-    scores = torch.nn.functional.cosine_similarity(A, B, dim=-1).numpy()
-    labels = np.array([t for *_, t in trials], dtype=bool)
+    scores, labels = cosine_trial_scores(emb, trials)
     side = lambda k, attr: [getattr(utts[t[k]], attr) for t in trials]  # noqa: E731
     return scores, labels, side(0, "speaker"), side(1, "speaker"), side(0, "gender"), side(1, "gender")
 

@@ -100,7 +100,7 @@ def error_records(model, items: list[dict], batch_size: int = 8, beam_size: int 
     """Decode ``items`` with any zoo ASR model (``model.transcribe``, batched, rich progress bar) and count
     word errors per utterance after the model's normaliser."""
     from zoo.audio import load_audio
-    from zoo.metrics.wer import _edit_counts
+    from zoo.metrics.wer import edit_counts
     from zoo.text import get_normalizer
 
     if model.task != "asr" or not hasattr(model, "transcribe"):
@@ -117,7 +117,7 @@ def error_records(model, items: list[dict], batch_size: int = 8, beam_size: int 
     out = []
     for it, hyp in zip(items, hyps):
         ref, h = norm(it["text"]), norm(hyp)
-        errors, words = _edit_counts(h, ref)
+        errors, words = edit_counts(h, ref)
         meta = {k: v for k, v in it.items() if k not in ("id", "audio", "text", "speaker", "offset", "duration")}
         out.append({"id": it["id"], "audio": str(it["audio"]), "speaker": it["speaker"], "errors": errors,
                     "words": words, "ref": ref, "hyp": h, **meta})

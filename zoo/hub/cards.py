@@ -5,25 +5,15 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from zoo.models.base import architecture_class
+
 TEMPLATES = Path(__file__).resolve().parents[2] / "model_cards"
-
-
-# config.json "task" -> Hub metadata of its cards (the template is model_cards/<task>.md)
-TASK_METADATA = {
-    "asr": {"task_type": "automatic-speech-recognition", "pipeline_tag": "automatic-speech-recognition",
-            "metrics": ["wer", "cer"], "tags": ["speech", "asr", "rnnt", "streaming", "lightning"]},
-    "speaker": {"task_type": "speaker-verification", "pipeline_tag": None, "metrics": ["eer", "mindcf"],
-                "tags": ["speech", "speaker-verification", "speaker-embedding", "ecapa-tdnn", "fairness", "lightning"]},
-    "multitalker-asr": {"task_type": "automatic-speech-recognition", "pipeline_tag": "automatic-speech-recognition",
-                        "metrics": ["wer", "accuracy"], "tags": ["speech", "asr", "rnnt", "streaming", "multi-talker",
-                                                    "segmentation", "lightning"]},
-}
 
 
 def render_card(name: str, cfg: dict, **extra) -> str:
     """Render the card of model ``name`` from its config.json dict (``results`` feed the model-index)."""
     res = cfg.get("results") or {}
-    meta = TASK_METADATA[cfg.get("task", "asr")]
+    meta = architecture_class(cfg["architecture"]).card_metadata
     evals = []
     for m in res.get("metrics", []):
         # a metric may name its own eval set (multi-set cards); else the results' dataset

@@ -16,6 +16,17 @@ from torchmetrics import Metric
 P_TARGETS = (0.01, 0.05)
 
 
+def cosine_trial_scores(emb, trials) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine score of every trial: ``emb`` maps utterance id -> (D,) embedding, ``trials`` are
+    (enroll id, test id, is_target) -> scores (N,) float, labels (N,) bool (numpy)."""
+    import torch
+
+    a = torch.stack([torch.as_tensor(emb[t[0]]) for t in trials])
+    b = torch.stack([torch.as_tensor(emb[t[1]]) for t in trials])
+    scores = torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=-1).numpy()
+    return scores, np.array([bool(t[2]) for t in trials], dtype=bool)
+
+
 def _arrays(scores, labels, weights=None):
     s = np.asarray(torch.as_tensor(scores).detach().cpu().double().numpy() if torch.is_tensor(scores) else scores,
                    dtype=np.float64).ravel()

@@ -7,7 +7,7 @@ from torchmetrics.functional.text import char_error_rate, word_error_rate
 from zoo.text import get_normalizer
 
 
-def _edit_counts(hyp: str, ref: str) -> tuple[int, int]:
+def edit_counts(hyp: str, ref: str) -> tuple[int, int]:
     """(word errors, reference words) for one utterance (Levenshtein over words)."""
     h, r = hyp.split(), ref.split()
     prev = list(range(len(h) + 1))
@@ -61,7 +61,7 @@ def bootstrap_wer(hyps: list[str], refs: list[str], normalizer: str = "upper", n
     Returns ``{"wer", "low", "high", "n_boot", "unit"}``.
     """
     norm = get_normalizer(normalizer)
-    counts = np.array([_edit_counts(norm(h), norm(r)) for h, r in zip(hyps, refs)], dtype=float).reshape(-1, 2)
+    counts = np.array([edit_counts(norm(h), norm(r)) for h, r in zip(hyps, refs)], dtype=float).reshape(-1, 2)
     b = bootstrap_ratio(counts[:, 0], counts[:, 1], n=n, groups=groups, seed=seed, alpha=alpha)
     return {"wer": b["value"], "low": b["low"], "high": b["high"], "n_boot": n,
             "unit": "speaker" if groups else "utterance"}

@@ -53,6 +53,8 @@ class ZooModel(nn.Module):
     architecture: ClassVar[str] = ""
     task: ClassVar[str] = ""
     needs_tokenizer: ClassVar[bool] = True
+    # Hub metadata of this model's cards (task_type, pipeline_tag, metrics, tags); template model_cards/<task>.md
+    card_metadata: ClassVar[dict] = {}
 
     def __init__(self):
         super().__init__()

@@ -29,6 +29,10 @@ class SpeakerEmbedder(ZooModel):
     ``scripts/release_speaker.py``), and is read from ``zoo_config`` after ``from_pretrained``.
     """
 
+    card_metadata = {"task_type": "speaker-verification", "pipeline_tag": None, "metrics": ["eer", "mindcf"],
+                     "tags": ["speech", "speaker-verification", "speaker-embedding", "ecapa-tdnn", "fairness",
+                              "lightning"]}
+
     needs_tokenizer = False
 
     def __init__(self, featurizer: dict | None = None, encoder: dict | None = None):

@@ -62,6 +62,10 @@ class STSASR(TransducerASR):
     ``transcribe`` returns, per input, a list of :class:`Turn` (channel, start, end, text) in start order.
     """
 
+    card_metadata = {"task_type": "automatic-speech-recognition", "pipeline_tag": "automatic-speech-recognition",
+                     "metrics": ["wer", "accuracy"], "tags": ["speech", "asr", "rnnt", "streaming", "multi-talker",
+                                                               "segmentation", "lightning"]}
+
     def __init__(self, encoder: dict | None = None, predictor: dict | None = None, joiner: dict | None = None,
                  featurizer: dict | None = None, tokenizer=None, turn_tokens: bool = True, turn_gap_s: float = 1.0):
         tokenizer = tokenizer or sts_tokenizer(turn_tokens)

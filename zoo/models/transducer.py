@@ -27,6 +27,9 @@ class TransducerASR(ZooModel):
         tokenizer: a CharTokenizer / SentencePieceTokenizer (not a module; saved beside the weights).
     """
 
+    card_metadata = {"task_type": "automatic-speech-recognition", "pipeline_tag": "automatic-speech-recognition",
+                     "metrics": ["wer", "cer"], "tags": ["speech", "asr", "rnnt", "streaming", "lightning"]}
+
     def __init__(self, encoder: dict, predictor: dict | None = None, joiner: dict | None = None,
                  featurizer: dict | None = None, tokenizer=None):
         super().__init__()
@@ -83,6 +86,8 @@ class TransducerASR(ZooModel):
         inputs = list(inputs)
         if batch_size < 1:
             raise ZooError(f"batch_size must be at least 1 (got {batch_size})")
+        if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
+            raise ZooError(f"beam_size must be a whole number >= 1 (1 = greedy; got {beam_size!r})")
         was_training = self.training
         self.eval()
         texts: list[str] = [""] * len(inputs)
@@ -154,6 +159,7 @@ class StreamingSession:
         self._dec: GreedyState = init_greedy_state(self.model, 1, dev)
         self._t = 0
         self._text = ""
+        self._finalized: StreamResult | None = None  # set by finalize(); accept_waveform() refuses until reset()
 
     @property
     def tokens(self) -> list[int]:
@@ -185,6 +191,9 @@ class StreamingSession:
 
     def accept_waveform(self, wav, sample_rate: int | None = None) -> StreamResult:
         """Push (S,) samples at the model's rate; returns the new text and the text so far."""
+        if self._finalized is not None:
+            raise ZooError("this streaming session was finalized — call reset() (or open a new session with "
+                           "model.stream()) before streaming more audio")
         sr = sample_rate or self.model.sample_rate
         if sr != self.model.sample_rate:
             raise ZooError(f"stream audio must be {self.model.sample_rate} Hz (got {sr}); resample it first")
@@ -203,11 +212,15 @@ class StreamingSession:
         return self._result()
 
     def finalize(self) -> StreamResult:
-        """Flush buffered audio and return the final result; the session can then be ``reset()``."""
+        """Flush buffered audio and return the final result; the session can then be ``reset()``. Calling it
+        again returns the same result; ``accept_waveform`` refuses audio until ``reset()``."""
+        if self._finalized is not None:
+            return self._finalized
         if self._samples.shape[1]:
             self._process(self._samples)
             self._samples = self._samples[:, :0]
         with torch.inference_mode():
             enc, self._enc_state = self.model.encoder.stream_flush(self._enc_state)
             self._decode(enc)
-        return self._result()
+        self._finalized = self._result()
+        return self._finalized

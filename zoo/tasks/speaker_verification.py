@@ -33,7 +33,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from zoo.models.speaker import SpeakerEmbedder
-from zoo.metrics.speaker import EER, sv_report
+from zoo.metrics.speaker import EER, cosine_trial_scores, sv_report
 from zoo.tasks.base import ZooTask
 from zoo.nets import SpecAugment
 
@@ -249,10 +249,10 @@ class SpeakerVerificationTask(ZooTask):
         if not trials or all(t for *_, t in trials) or not any(t for *_, t in trials):
             return None
         E = torch.cat(embs)
-        a = torch.tensor([row[t[0]] for t in trials])
-        b = torch.tensor([row[t[1]] for t in trials])
-        scores = (E[a] * E[b]).sum(-1)
-        labels = torch.tensor([t[2] for t in trials], dtype=torch.long)
+        scores, labels = cosine_trial_scores({u: E[k] for u, k in row.items()}, trials)
+        scores, labels = torch.from_numpy(scores), torch.from_numpy(labels).long()
+        a = [row[t[0]] for t in trials]
+        b = [row[t[1]] for t in trials]
         return scores, labels, [spk[i] for i in a], [spk[i] for i in b], [gen[i] for i in a], [gen[i] for i in b]
 
     def _log_eval(self, stage: str) -> None:
