@@ -8,9 +8,9 @@ import time
 import torch
 
 from zoo.audio import load_audio, prepare_waveform
+from zoo.data.items import load_items
 from zoo.errors import ZooError
 from zoo.metrics.wer import bootstrap_wer, error_rates
-
 
 NARROWBAND_RATE = 8000
 EVAL_CORPORA = ("an4", "speechocean762", "alphanumeric")
@@ -21,7 +21,6 @@ TEST_SETS = {
     "alphanumeric": {"corpus": "alphanumeric", "split": "test"},
     "an4-8k": {"corpus": "an4", "split": "test", "sample_rate": NARROWBAND_RATE},
 }
-_CORE = ("audio", "text", "speaker", "duration")
 
 
 def load_eval_set(corpus: str | None = "an4", split: str = "test", manifest: str | None = None,
@@ -37,52 +36,31 @@ def load_eval_set(corpus: str | None = "an4", split: str = "test", manifest: str
     """
     if sample_rate is not None and sample_rate <= 0:
         raise ZooError(f"sample rate must be positive (got {sample_rate})")
-    if manifest:
-        from zoo.data.manifest import read_manifest
-
-        items = []
-        for e in read_manifest(manifest):
-            extra = {k: v for k, v in e.items() if k not in ("audio_filepath", "_line", "offset") and k not in _CORE}
-            items.append({**extra, "audio": e["audio_filepath"], "text": e.get("text", ""),
-                          "speaker": e.get("speaker"), "duration": e.get("duration")})
-    else:
-        from zoo.data.corpora import corpus_cuts
-
-        corpus = corpus or "an4"
-        splits = corpus_cuts(corpus, data_dir)
-        if split not in splits:
-            raise ZooError(f"corpus {corpus} has no {split!r} split — choose one of {', '.join(sorted(splits))}")
-        items = [_cut_item(c, corpus) for c in splits[split]]
+    items = load_items(corpus, split, manifest, data_dir, require_text=True)
     if sample_rate is not None:
         for it in items:
             it["sample_rate"] = int(sample_rate)
     return items
 
 
-def _cut_item(cut, corpus: str) -> dict:
-    sup = cut.supervisions[0]
-    custom = dict(sup.custom or {})
-    item = {"id": sup.id, "audio": cut.recording.sources[0].source, "text": sup.text, "speaker": sup.speaker,
-            "duration": cut.duration, "gender": sup.gender, "language": sup.language,
-            "corpus": custom.pop("corpus", corpus)}
-    item.update({k: v for k, v in custom.items() if k not in item})
-    return item
-
-
 def load_item_audio(item: dict, target_rate: int) -> torch.Tensor:
     """The (S,) waveform of an eval item at ``target_rate``: read at the item's ``sample_rate`` when it has one
     (narrow band: the file resampled down to 8 kHz), then resampled to ``target_rate``."""
     rate = item.get("sample_rate")
+    span = (item.get("offset") or 0.0, item.get("duration")) if item.get("offset") else ()
     if rate is None or rate == target_rate:
-        return load_audio(item["audio"], target_rate)
-    return prepare_waveform(load_audio(item["audio"], rate), rate, target_rate, name=str(item["audio"]))
+        return load_audio(item["audio"], target_rate, *span)
+    return prepare_waveform(load_audio(item["audio"], rate, *span), rate, target_rate, name=str(item["audio"]))
 
 
 def transcribe_items(model, items: list[dict], beam_size: int = 1, progress: bool = False,
                      group: int = 64) -> list[str]:
-    """``model.transcribe`` over eval items, in order. Items without ``sample_rate`` go in as paths; the others
-    as waveforms at their rate with ``sample_rate=`` (``group`` at a time, so long sets stay small in memory)."""
+    """``model.transcribe`` over eval items, in order. Whole files without ``sample_rate`` go in as paths; the
+    others (segments with an offset, or a ``sample_rate``) as waveforms at their rate with ``sample_rate=``
+    (``group`` at a time, so long sets stay small in memory)."""
     out: list[str | None] = [None] * len(items)
+    items = [it if it.get("sample_rate") is not None or not it.get("offset") else {**it, "sample_rate": model.sample_rate}
+             for it in items]
     plain = [i for i, it in enumerate(items) if it.get("sample_rate") is None]
     if plain:
         for i, h in zip(plain, model.transcribe([items[i]["audio"] for i in plain], beam_size=beam_size,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from zoo.errors import ZooError
 from zoo.fairness import cohorts as C
-from zoo.fairness.metrics import cohort_stats, gap_summary, overall
 from zoo.fairness.metrics import __doc__ as METRICS_DOC
+from zoo.fairness.metrics import cohort_stats, gap_summary, overall
 
 METHODS = ("metadata", "embedding", "geo")
 

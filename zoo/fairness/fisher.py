@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 from zoo.errors import ZooError
-
 from zoo.tasks.regularizers import FISHER_FILE, load_fisher, save_fisher  # noqa: F401  (re-exported)
 
 

@@ -10,46 +10,20 @@ import csv
 import json
 from pathlib import Path
 
+from zoo.data.items import load_items as _load_items
 from zoo.errors import ZooError
 
 RECORD_KEYS = ("id", "audio", "speaker", "errors", "words", "ref", "hyp")
-# manifest fields that are not metadata columns
-_NOT_META = {"audio_filepath", "duration", "text", "offset", "id", "speaker", "_line"}
 
 
 def load_items(manifest: str | None = None, corpus: str | None = "an4", split: str = "test",
                data_dir: str | None = None) -> list[dict]:
-    """Utterances to audit: ``[{"id", "audio", "text", "speaker", "offset", "duration", **metadata}]``.
-
-    From a NeMo JSONL manifest (every extra field is a metadata column; ``speaker`` is required, since cohorts
-    and confidence intervals are per speaker), or from a corpus recipe split (AN4: ``gender`` per speaker).
-    """
-    items = []
-    if manifest:
-        from zoo.data.manifest import read_manifest
-
-        for e in read_manifest(manifest):
-            if e.get("speaker") in (None, ""):
-                raise ZooError(f"{manifest}:{e['_line']}: no 'speaker' field; an audit needs a speaker per "
-                               "utterance (cohorts and confidence intervals are per speaker)")
-            items.append({"id": e.get("id") or f"{Path(e['audio_filepath']).stem}-{e['_line']}",
-                          "audio": e["audio_filepath"], "text": e.get("text") or "", "speaker": str(e["speaker"]),
-                          "offset": e.get("offset"), "duration": e.get("duration"),
-                          **{k: v for k, v in e.items() if k not in _NOT_META}})
-        if not items:
-            raise ZooError(f"manifest {manifest} has no utterances")
-        return items
-    if corpus != "an4":
-        raise ZooError(f"unknown corpus {corpus!r}; use --corpus an4 or --manifest FILE")
-    from zoo.data.an4 import an4_cuts
-
-    cuts = an4_cuts(data_dir)
-    if split not in cuts:
-        raise ZooError(f"AN4 has no split {split!r}; choose one of {sorted(cuts)}")
-    for c in cuts[split]:
-        s = c.supervisions[0]
-        items.append({"id": c.id, "audio": c.recording.sources[0].source, "text": s.text, "speaker": s.speaker,
-                      "offset": None, "duration": c.duration, "gender": s.gender})
+    """Utterances to audit: ``[{"id", "audio", "text", "speaker", "offset", "duration", **metadata}]`` from a
+    NeMo JSONL manifest (every extra field is a metadata column; ``speaker`` is required, since cohorts and
+    confidence intervals are per speaker) or from a corpus recipe split (with its speaker metadata)."""
+    items = _load_items(corpus, split, manifest, data_dir, require_text=True, require_speaker=True)
+    if not items:
+        raise ZooError(f"{manifest or f'{corpus} {split}'} has no utterances")
     return items
 
 

@@ -10,10 +10,10 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
-import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from zoo._version import __version__
 from zoo.errors import ModelFolderError, ModelNotFoundError
 from zoo.text import build_tokenizer
 
@@ -92,8 +92,6 @@ class ZooModel(nn.Module):
 
 def model_config(net, normalizer: str = "upper", **extra) -> dict:
     """The config.json dict of a net (architecture, arch config, featurizer, tokenizer, task)."""
-    from zoo import __version__
-
     cfg = {"format_version": FORMAT_VERSION, "zoo_version": __version__, "architecture": net.architecture,
            "task": net.task, "model": net.config()}
     if getattr(net, "tokenizer", None) is not None:  # speaker nets have no tokenizer and no text normaliser
@@ -147,6 +145,9 @@ def load_folder(folder: str | Path, strict: bool = True, map_location: str = "cp
         cfg = json.loads((folder / "config.json").read_text())
     except json.JSONDecodeError as e:
         raise ModelFolderError(f"{folder / 'config.json'} is not valid JSON ({e.msg})") from None
+    if not isinstance(cfg, dict):
+        raise ModelFolderError(f"{folder / 'config.json'} holds a JSON {type(cfg).__name__}, not an object — "
+                               "a model folder's config.json is written by zoo export / save_pretrained")
     if int(cfg.get("format_version", 0)) > FORMAT_VERSION:
         raise ModelFolderError(f"{folder} uses model format {cfg.get('format_version')}; this zoo reads up to "
                                f"{FORMAT_VERSION}: upgrade zoo")

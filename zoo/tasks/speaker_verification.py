@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from zoo.models.speaker import SpeakerEmbedder
 from zoo.metrics.speaker import EER, cosine_trial_scores, sv_report
-from zoo.tasks.base import ZooTask
+from zoo.models.speaker import SpeakerEmbedder
 from zoo.nets import SpecAugment
+from zoo.tasks.base import ZooTask
 
 
 def random_crop(audio: torch.Tensor, lens: torch.Tensor, n: int, generator: torch.Generator | None = None):
