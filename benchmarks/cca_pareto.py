@@ -41,10 +41,10 @@ from pathlib import Path
 import torch
 
 from zoo.audio import load_audio
-from zoo.models.decoding import greedy_search
 from zoo.evaluation.asr import load_eval_set
 from zoo.io import atomic_write_text
 from zoo.metrics.wer import bootstrap_wer, error_rates
+from zoo.models.decoding import greedy_search
 from zoo.nets.cca_transformer import CCATransformerEncoder
 from zoo.nets.encoder import stack_frames
 
@@ -72,9 +72,9 @@ def _val_wer(name: str) -> float:
 
 def load_model(src: str):
     """(net, {"name", "source", "compute_weight", "init_from"}) from a run folder, .ckpt, model folder or model name."""
+    from zoo.hub import from_pretrained
     from zoo.hub.export import net_from_checkpoint
     from zoo.models.base import load_folder
-    from zoo.hub import from_pretrained
 
     p = Path(src)
     lam = init_from = None

@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args) -> int:
-    from zoo.hub import from_pretrained
     from zoo.evaluation.multitalker import eval_set_name, evaluate_multitalker, is_multitalker, load_mix_sessions
+    from zoo.hub import from_pretrained
 
     torch.set_num_threads(args.threads)
     names = args.models or default_models()

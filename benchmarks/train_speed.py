@@ -104,8 +104,8 @@ def time_recipe(name: str, configs: list[str], steps: int = 30, warmup: int = 5,
                 stats_batches: int | None = 4, extra: list[str] = ()) -> dict:
     """Build one recipe (config files + ``extra`` CLI arguments) through the Lightning CLI and time its training
     steps; returns a row (no ratios)."""
-    from zoo.data import SpeechDataModule
     from zoo.cli.lightning import ZooLightningCLI
+    from zoo.data import SpeechDataModule
 
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")

@@ -12,8 +12,7 @@ import torch
 
 from zoo.errors import ZooError
 from zoo.hub.export import net_from_checkpoint
-from zoo.models.base import model_config, save_pretrained
-from zoo.models.base import architecture_class
+from zoo.models.base import architecture_class, model_config, save_pretrained
 
 GATE_BIAS = 2.0
 

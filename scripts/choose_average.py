@@ -21,8 +21,8 @@ sys.path.insert(0, str(REPO))
 from zoo.errors import ZooError  # noqa: E402
 from zoo.evaluation.asr import load_eval_set, transcribe_items  # noqa: E402
 from zoo.hub.export import best_checkpoints, export_checkpoint  # noqa: E402
-from zoo.models.base import load_folder  # noqa: E402
 from zoo.metrics.wer import error_rates  # noqa: E402
+from zoo.models.base import load_folder  # noqa: E402
 
 
 def dev_wer(model, sets: dict[str, list[dict]]) -> dict[str, float]:

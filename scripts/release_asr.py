@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 import yaml
 
-from zoo.hub.cards import render_card
 from zoo.errors import ZooError
 from zoo.evaluation.asr import TEST_SETS, evaluate_asr, format_report, load_eval_set
-from zoo.hub.export import best_checkpoints, export_checkpoint
-from zoo.models.base import load_folder
-from zoo.io import atomic_write_text
 from zoo.evaluation.multitalker import is_multitalker
+from zoo.hub.cards import render_card
+from zoo.hub.export import best_checkpoints, export_checkpoint
+from zoo.io import atomic_write_text
+from zoo.models.base import load_folder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -283,8 +283,13 @@ def _ms(d: dict) -> str:
 def multitalker_results(args, model, train_cfg: Path):
     """As :func:`asr_results`, for a multi-talker (STS) model on the fixed AN4 two-speaker mixture test set."""
 
-    from zoo.evaluation.multitalker import (eval_set_name, evaluate_multitalker, format_multitalker_report, headline,
-                                      load_mix_sessions)
+    from zoo.evaluation.multitalker import (
+        eval_set_name,
+        evaluate_multitalker,
+        format_multitalker_report,
+        headline,
+        load_mix_sessions,
+    )
 
     items = load_mix_sessions(split="test", sessions=args.sessions, data_dir=args.data_dir)
     res = evaluate_multitalker(model, items, n_boot=args.n_boot)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
+from zoo.evaluation.speaker import an4_sv_set, calibrate_threshold, evaluate_sv
 from zoo.hub.cards import render_card
 from zoo.hub.export import export_checkpoint
-from zoo.models.base import load_folder
 from zoo.io import atomic_write_text
-from zoo.evaluation.speaker import an4_sv_set, calibrate_threshold, evaluate_sv
 from zoo.metrics.speaker import det_curve, format_sv_report, plot_det
+from zoo.models.base import load_folder
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = [("eer", "EER", "eer"), ("min_dcf_0.01", "minDCF (p=0.01)", "min_dcf"),

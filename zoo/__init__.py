@@ -1,7 +1,6 @@
 """zoo: streaming speech recognition, multi-talker recognition, fair speaker verification and ASR
 fairness tooling, as PyTorch Lightning models."""
-__version__ = "0.1.0"
-
+from zoo._version import __version__  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
 from zoo.hub import from_pretrained, list_models, push_to_hub, save_pretrained  # noqa: E402
 

@@ -148,15 +148,15 @@ def stratified_trials(utts: Iterable[tuple[str, str, str]], n_per_stratum: int,
     spk = np.array([code[s] for _, s, _ in items])
     cohorts = sorted(set(spk_cohort.values()))
     by_cohort = {c: np.array([i for i, (_, _, ci) in enumerate(items) if ci == c]) for c in cohorts}
-    out_a, out_b, out_t = [], [], []
+    parts: list[tuple[np.ndarray, np.ndarray, bool]] = []
     # targets: all within-speaker pairs
     ta, tb = [], []
     for s in range(len(spk_names)):
         idx = np.flatnonzero(spk == s)
         i, j = np.triu_indices(len(idx), 1)
-        ta.append(idx[i]); tb.append(idx[j])
-    ta, tb = _take(np.concatenate(ta), np.concatenate(tb), h, max_target)
-    out_a.append(ta); out_b.append(tb); out_t.append(np.ones(len(ta), bool))
+        ta.append(idx[i])
+        tb.append(idx[j])
+    parts.append((*_take(np.concatenate(ta), np.concatenate(tb), h, max_target), True))
     for x, c1 in enumerate(cohorts):
         for c2 in cohorts[x:]:
             I, J = by_cohort[c1], by_cohort[c2]
@@ -167,9 +167,10 @@ def stratified_trials(utts: Iterable[tuple[str, str, str]], n_per_stratum: int,
                 a, b = np.repeat(I, len(J)), np.tile(J, len(I))
                 a, b = np.minimum(a, b), np.maximum(a, b)
             keep = spk[a] != spk[b]
-            a, b = _take(a[keep], b[keep], h, n_per_stratum)
-            out_a.append(a); out_b.append(b); out_t.append(np.zeros(len(a), bool))
-    a, b, t = np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_t)
+            parts.append((*_take(a[keep], b[keep], h, n_per_stratum), False))
+    a = np.concatenate([p[0] for p in parts])
+    b = np.concatenate([p[1] for p in parts])
+    t = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
     order = np.lexsort((b, a))
     return [(ids[i], ids[j], bool(k)) for i, j, k in zip(a[order], b[order], t[order])]
 

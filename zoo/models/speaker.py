@@ -7,11 +7,10 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from zoo.audio import load_inputs
-from zoo.models.base import ZooModel, register_architecture
 from zoo.errors import ZooError
+from zoo.models.base import ZooModel, register_architecture
 from zoo.nets import FbankFeaturizer
 from zoo.nets.ecapa import ECAPATDNN
 

@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
-from torch import nn
 
 from zoo.errors import ZooError
-from zoo.models.decoding import greedy_search, init_greedy_state
 from zoo.models.base import register_architecture
+from zoo.models.decoding import greedy_search, init_greedy_state
 from zoo.models.transducer import StreamingSession, TransducerASR
-from zoo.nets import FbankFeaturizer, Joiner, LSTMPredictor, build_encoder
 from zoo.nets.separator import SeparatorEncoder
 from zoo.text import CharTokenizer
 

@@ -33,8 +33,6 @@ a multiply-add = 2 FLOPs; LayerNorm, softmax and activations are O(D) per frame 
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
