@@ -42,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--name", required=True)
+    ap.add_argument("--description", required=True, help="one line for `zoo list` (stored in config.json)")
     ap.add_argument("--config", required=True, help="the training config (copied next to the weights)")
     ap.add_argument("--train-minutes", type=float, default=None, help="wall-clock training time, for the card")
     ap.add_argument("--summary", default=None, help="first paragraph of the card")
+    ap.add_argument("--fit-extra", default="", help="what follows the recipe config on the card's `zoo fit` line, "
+                    "e.g. '--config configs/asr/v2/stage2.yaml --model.init_args.init_from lstm-rnnt-an4-so762'")
     ap.add_argument("--design", default=None, help="Markdown file: from the paper vs our choice")
     ap.add_argument("--beam-size", type=int, default=4)
     ap.add_argument("--train-note", default="", help="Markdown appended to the training section")
@@ -85,6 +88,7 @@ def release(args) -> Path:
     args.train_yaml = yaml.safe_load(train_cfg.read_text()) or {}  # read once: the card's recipe and data
     model = load_folder(out)
     cfg = json.loads((out / "config.json").read_text())
+    cfg["release"] = {"description": args.description}  # what `zoo list` shows: the bundled folders are the registry
     if is_multitalker(model):
         report, cfg["results"], results_md, recipe_md, eval_file = multitalker_results(args, model, train_cfg)
     else:
@@ -213,7 +217,7 @@ corpus's dev speakers held out (AN4: 8 of 74 train speakers; speechocean762: 16 
 genders). Released weights: {avg}.
 
 ```bash
-zoo fit --config configs/asr/v2/base.yaml --config {{cfg}}
+zoo fit --config configs/asr/v2/base.yaml --config {{cfg}}{(" " + args.fit_extra) if args.fit_extra else ""}
 python scripts/release_asr.py --ckpt exp/v2/<run>/checkpoints --average {args.average or 1} --name {{name}} --config exp/v2/<run>/config.yaml --recipe {{cfg}} --sets {args.sets}
 ```
 

@@ -29,7 +29,8 @@ METRICS = [("eer", "EER", "eer"), ("min_dcf_0.01", "minDCF (p=0.01)", "min_dcf")
 
 
 def release(ckpt, out, name, config=None, data_dir=None, n_boot: int = 1000, summary: str = "",
-            design_md: str = "", train_minutes: float | None = None, train_note: str = "") -> dict:
+            design_md: str = "", train_minutes: float | None = None, train_note: str = "",
+            description: str = "") -> dict:
     """Export ``ckpt`` to ``out``, calibrate, evaluate, write card + config; returns the eval report."""
     torch.manual_seed(0)
     out = Path(out)
@@ -46,6 +47,7 @@ def release(ckpt, out, name, config=None, data_dir=None, n_boot: int = 1000, sum
     print(report)
 
     cfg = json.loads((out / "config.json").read_text())
+    cfg["release"] = {"description": description or name}  # what `zoo list` shows: the bundled folders are the registry
     cfg["verification"] = {"threshold": threshold, "score": "cosine",
                            "calibrated_on": f"EER point of AN4-SV dev ({len(dev_trials)} trials, 10 speakers)"}
     ci = rep.get("ci", {})
@@ -104,6 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--name", required=True)
+    ap.add_argument("--description", required=True, help="one line for `zoo list` (stored in config.json)")
     ap.add_argument("--config", default=None, help="the training config (copied next to the weights)")
     ap.add_argument("--out", default=None, help="model folder (default checkpoints/NAME)")
     ap.add_argument("--data-dir", default=None)
@@ -115,7 +118,7 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out) if a.out else REPO / "checkpoints" / a.name
     release(a.ckpt, out, a.name, a.config, a.data_dir, a.n_boot, a.summary,
-            Path(a.design).read_text() if a.design else "", a.train_minutes, a.train_note)
+            Path(a.design).read_text() if a.design else "", a.train_minutes, a.train_note, a.description)
     print(f"released {out}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zoo.data.manifest import read_manifest
 from zoo.errors import ZooError
 
 # manifest fields that are not metadata columns
@@ -32,7 +33,6 @@ def load_items(corpus: str | None = "an4", split: str = "test", manifest: str | 
     (cohort audits and per-speaker confidence intervals).
     """
     if manifest:
-        from zoo.data.manifest import read_manifest
 
         items = []
         for e in read_manifest(manifest, require_text=require_text):
@@ -41,7 +41,8 @@ def load_items(corpus: str | None = "an4", split: str = "test", manifest: str | 
                                "utterance (cohorts and confidence intervals are per speaker)")
             items.append({"id": e.get("id") or f"{Path(e['audio_filepath']).stem}-{e['_line']}",
                           "audio": e["audio_filepath"], "offset": e.get("offset"), "duration": e.get("duration"),
-                          "text": e.get("text") or "", "speaker": None if e.get("speaker") is None else str(e["speaker"]),
+                          "text": e.get("text") or "",
+                          "speaker": None if e.get("speaker") is None else str(e["speaker"]),
                           **{k: v for k, v in e.items() if k not in _NOT_META}})
         return items
     from zoo.data.corpora import CORPORA, corpus_cuts

@@ -23,9 +23,12 @@ import numpy as np
 from lhotse import CutSet
 from lhotse.cut import MixedCut, MonoCut
 
+from zoo.audio import load_audio
+
 # the session manifest reader lives with the other readers (zoo.data.manifest imports no zoo.data module)
 from zoo.data.manifest import _turn_cut, build_session, is_mix_manifest, read_mix_manifest  # noqa: F401
 from zoo.errors import ZooError
+from zoo.io import atomic_write_text
 from zoo.metrics.multitalker import overlap_ratio
 
 # per-transition overlap ratio ranges (overlap / shorter turn); "none" = a gap instead
@@ -183,7 +186,6 @@ def write_mix_manifest(sessions: CutSet, path: str | Path) -> Path:
     """One JSON line per session: ``id``, ``duration``, ``overlap_ratio``, ``overlap_bin``, ``turns`` (each:
     ``audio_filepath`` relative to the manifest's folder, ``offset`` and ``duration`` in the source file,
     ``start`` in the session, ``speaker``, ``gender``, ``text``). Written atomically."""
-    from zoo.io import atomic_write_text
 
     path = Path(path)
     folder = path.parent.resolve() if path.parent.exists() else Path(os.path.abspath(path.parent))
@@ -231,7 +233,6 @@ def mix_files(a: str | Path, b: str | Path, offset: float, out: str | Path) -> t
 
     import soundfile as sf
 
-    from zoo.audio import load_audio
 
     if offset < 0:
         raise ZooError(f"--offset must be >= 0 s (got {offset})")

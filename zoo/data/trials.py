@@ -13,7 +13,9 @@ from typing import Iterable
 
 import numpy as np
 
+from zoo.data.manifest import write_manifest
 from zoo.errors import ManifestError
+from zoo.io import atomic_write_text
 
 LABELS = {"target": True, "nontarget": False}
 
@@ -41,7 +43,6 @@ def make_trials(utts: Iterable[tuple[str, str]], max_nontarget: int | None = Non
 
 def write_trials(trials: Iterable[tuple[str, str, bool]], path: str | Path) -> Path:
     """Write a trials file atomically."""
-    from zoo.io import atomic_write_text
 
     return atomic_write_text(path, "".join(f"{a} {b} {'target' if t else 'nontarget'}\n" for a, b, t in trials))
 
@@ -68,7 +69,6 @@ def write_sv_data(out_dir: str | Path, data_dir=None, max_nontarget: int | None 
     """The AN4 speaker-verification split: ``{train,dev,eval}.jsonl`` (with ids, speaker, gender) and
     ``{dev,eval}_trials.txt`` (all cross-utterance pairs within each set) in ``out_dir``."""
     from zoo.data.an4 import an4_speaker_split
-    from zoo.data.manifest import write_manifest
 
     out_dir = Path(out_dir)
     split = an4_speaker_split(data_dir)
@@ -159,7 +159,7 @@ def stratified_trials(utts: Iterable[tuple[str, str, str]], n_per_stratum: int,
     parts.append((*_take(np.concatenate(ta), np.concatenate(tb), h, max_target), True))
     for x, c1 in enumerate(cohorts):
         for c2 in cohorts[x:]:
-            I, J = by_cohort[c1], by_cohort[c2]
+            I, J = by_cohort[c1], by_cohort[c2]  # noqa: E741  (two index sets)
             if c1 == c2:
                 i, j = np.triu_indices(len(I), 1)
                 a, b = I[i], I[j]
@@ -224,7 +224,6 @@ def so762_test_trials(data_dir=None, n_per_stratum: int = SO762_NONTARGET_PER_ST
 
 
 def write_utt_table(table: dict[str, dict], path: str | Path) -> Path:
-    from zoo.io import atomic_write_text
 
     lines = ["\t".join(UTT_COLUMNS)]
     lines += ["\t".join([u] + ["" if r[k] is None else str(r[k]) for k in UTT_COLUMNS[1:]])
@@ -265,7 +264,6 @@ def write_so762_manifest(out: str | Path, data_dir=None, table: str | Path = TRI
     ``$ZOO_DATA``) as absolute paths. Fields: id, audio_filepath, duration, speaker, gender, age, age_group."""
     import json
 
-    from zoo.io import atomic_write_text
 
     d = _so762_dir(data_dir).resolve()
     rows = read_utt_table(table)

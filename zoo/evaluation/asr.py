@@ -59,8 +59,8 @@ def transcribe_items(model, items: list[dict], beam_size: int = 1, progress: boo
     others (segments with an offset, or a ``sample_rate``) as waveforms at their rate with ``sample_rate=``
     (``group`` at a time, so long sets stay small in memory)."""
     out: list[str | None] = [None] * len(items)
-    items = [it if it.get("sample_rate") is not None or not it.get("offset") else {**it, "sample_rate": model.sample_rate}
-             for it in items]
+    items = [it if it.get("sample_rate") is not None or not it.get("offset")
+             else {**it, "sample_rate": model.sample_rate} for it in items]
     plain = [i for i, it in enumerate(items) if it.get("sample_rate") is None]
     if plain:
         for i, h in zip(plain, model.transcribe([items[i]["audio"] for i in plain], beam_size=beam_size,
@@ -134,7 +134,8 @@ def format_report(name: str, split: str, r: dict) -> str:
              f"{'decoding':<10} {'WER %':>7} {'95% CI (utt)':>16} {'95% CI (spk)':>16} {'CER %':>7}"]
     for k in [k for k in r if k == "greedy" or k.startswith("beam")]:
         v = r[k]
-        lines.append(f"{k:<10} {100 * v['wer']:>7.2f} {100 * v['ci_utt']['low']:>7.2f}-{100 * v['ci_utt']['high']:<7.2f} "
+        ci = v['ci_utt']
+        lines.append(f"{k:<10} {100 * v['wer']:>7.2f} {100 * ci['low']:>7.2f}-{100 * ci['high']:<7.2f} "
                      f"{100 * v['ci_spk']['low']:>7.2f}-{100 * v['ci_spk']['high']:<7.2f} {100 * v['cer']:>7.2f}")
     s = r.get("stream")
     if s is None:

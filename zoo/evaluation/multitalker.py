@@ -15,6 +15,9 @@ from pathlib import Path
 import torch
 
 from zoo.errors import ZooError
+from zoo.evaluation.asr import streaming_rtf
+from zoo.metrics.multitalker import evaluate_sessions, format_sessions_report
+from zoo.text import get_normalizer
 
 MULTITALKER_TASK = "multitalker-asr"
 
@@ -82,9 +85,6 @@ def evaluate_multitalker(model, items: list[dict], chunk_ms: float = 160.0, n_bo
     ``threads`` threads (RTF), and ``stream.equals_batch`` is the fraction of sessions whose streamed turns
     equal the batch turns exactly. Texts of both sides go through the model's normaliser.
     """
-    from zoo.evaluation.asr import streaming_rtf
-    from zoo.metrics.multitalker import evaluate_sessions
-    from zoo.text import get_normalizer
 
     if not is_multitalker(model):
         raise ZooError(f"not a multi-talker model (its task is {getattr(model, 'task', 'asr')!r})")
@@ -117,7 +117,6 @@ def target_floor(items: list[dict], norm=str) -> dict:
     the channel that overlap-based assignment gives it (``zoo.tasks.sts.assign_channels``). Channels are not
     speakers, so a channel that carries both speakers' turns costs cpWER even when every word is right;
     ORC-WER of this layout is 0. ``{"cpwer", "orcwer", "by_overlap": {bin: cpwer}}``."""
-    from zoo.metrics.multitalker import evaluate_sessions
     from zoo.tasks.sts import assign_channels
 
     refs = [_turns(it["turns"], norm) for it in items]
@@ -134,7 +133,6 @@ def headline(r: dict) -> str:
 
 
 def format_multitalker_report(name: str, eval_set: str, r: dict) -> str:
-    from zoo.metrics.multitalker import format_sessions_report
 
     s = r["stream"]
     lines = [format_sessions_report(f"model {name} on {eval_set} ({r['sessions']} sessions; normaliser "

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.audio import load_audio
+from zoo.data.manifest import read_manifest
+from zoo.data.trials import make_trials, read_trials
 from zoo.errors import ManifestError, ZooError
 from zoo.metrics.speaker import P_TARGETS, cosine_trial_scores, eer, sv_report
 
@@ -24,7 +27,6 @@ class Utt:
 
 def utts_from_manifest(path: str | Path) -> dict[str, Utt]:
     """Utterance id -> Utt. Ids are the ``id`` field (else the audio file's stem); duplicates are an error."""
-    from zoo.data.manifest import read_manifest
 
     out: dict[str, Utt] = {}
     for e in read_manifest(path):
@@ -48,7 +50,6 @@ def utts_from_cuts(cuts) -> dict[str, Utt]:
 def an4_sv_set(split: str, data_dir=None, max_nontarget: int | None = None):
     """(trials, utts) of the AN4 speaker-verification ``dev`` or ``eval`` set (as ``zoo data an4-sv`` writes)."""
     from zoo.data.an4 import an4_speaker_split
-    from zoo.data.trials import make_trials
 
     cuts = an4_speaker_split(data_dir)[split]
     utts = utts_from_cuts(cuts)
@@ -57,7 +58,6 @@ def an4_sv_set(split: str, data_dir=None, max_nontarget: int | None = None):
 
 def load_sv_set(trials_path: str | Path, manifest: str | Path | None = None):
     """(trials, utts) from files. Without a manifest every utterance id must be an audio path."""
-    from zoo.data.trials import read_trials
 
     trials = read_trials(trials_path)
     if manifest is not None:
@@ -80,7 +80,6 @@ def load_sv_set(trials_path: str | Path, manifest: str | Path | None = None):
 
 def embed_utts(model, utts: dict[str, Utt], ids=None, batch_size: int = 16) -> dict[str, torch.Tensor]:
     """Embed the given utterance ids (default all): id -> (D,) normalised embedding."""
-    from zoo.audio import load_audio
 
     ids = sorted(utts if ids is None else set(ids))
     wavs = [load_audio(utts[u].path, model.sample_rate, utts[u].offset, utts[u].duration) if utts[u].offset

@@ -14,6 +14,7 @@ from zoo.errors import ZooError
 from zoo.fairness import cohorts as C
 from zoo.fairness.metrics import __doc__ as METRICS_DOC
 from zoo.fairness.metrics import cohort_stats, gap_summary, overall
+from zoo.io import atomic_folder
 
 METHODS = ("metadata", "embedding", "geo")
 
@@ -142,7 +143,8 @@ def format_markdown(rep: dict) -> str:
         L += ["| cohort | WER % | 95% CI | speakers | utterances | words | share of speakers % |",
               "|---|---:|---|---:|---:|---:|---:|"]
         for r in s["rows"]:
-            name = r["cohort"] + (f" ({s['cohorts'][r['cohort']]['path']})" if "path" in s["cohorts"][r["cohort"]] else "")
+            c = s["cohorts"][r["cohort"]]
+            name = r["cohort"] + (f" ({c['path']})" if "path" in c else "")
             L.append(f"| {name} | {_pct(r['wer'])} | {_pct(r['low'])}–{_pct(r['high'])} | {r['speakers']} | "
                      f"{r['utterances']} | {r['words']} | {100 * r['share_speakers']:.1f} |")
         m = s["summary"]
@@ -152,7 +154,8 @@ def format_markdown(rep: dict) -> str:
             L += [f"- WER gap (bottom {m['bottom']} vs top {m['top']}): **{gap}** ({_pct(m['gap_abs'])} points)",
                   f"- bottom-cohort share: {100 * m['bottom_share_speakers']:.1f}% of speakers, "
                   f"{100 * m['bottom_share_words']:.1f}% of words",
-                  f"- cohort WER mean {_pct(m['mean'])}%, max {_pct(m['max'])}%, variance {1e4 * m['variance']:.2f} (%²)"]
+                  f"- cohort WER mean {_pct(m['mean'])}%, max {_pct(m['max'])}%, "
+                  f"variance {1e4 * m['variance']:.2f} (%²)"]
         else:
             L.append(f"- fewer than two cohorts with >= {m['min_words']} words: no gap")
         sig = s.get("significance")
@@ -234,7 +237,6 @@ def plot_regions(cset: dict, path: Path) -> None:
 def write_report(rep: dict, records: list[dict], out: str | Path) -> Path:
     """Write the report folder atomically (see the module docstring)."""
     from zoo.fairness.records import write_records
-    from zoo.io import atomic_folder
 
     cohorts = {"method": rep["method"], "cohort_sets": {s["name"]: s["cohorts"] for s in rep["cohort_sets"]},
                "selection": rep.get("selection")}

@@ -10,8 +10,13 @@ import csv
 import json
 from pathlib import Path
 
+from zoo.audio import load_audio
 from zoo.data.items import load_items as _load_items
+from zoo.data.manifest import json_lines
 from zoo.errors import ZooError
+from zoo.io import atomic_write_text
+from zoo.metrics.wer import edit_counts
+from zoo.text import get_normalizer
 
 RECORD_KEYS = ("id", "audio", "speaker", "errors", "words", "ref", "hyp")
 
@@ -73,9 +78,6 @@ def error_records(model, items: list[dict], batch_size: int = 8, beam_size: int 
                   progress: bool = True) -> list[dict]:
     """Decode ``items`` with any zoo ASR model (``model.transcribe``, batched, rich progress bar) and count
     word errors per utterance after the model's normaliser."""
-    from zoo.audio import load_audio
-    from zoo.metrics.wer import edit_counts
-    from zoo.text import get_normalizer
 
     if model.task != "asr" or not hasattr(model, "transcribe"):
         raise ZooError(f"{getattr(model, 'source', 'the model')} is not a single-speaker ASR model "
@@ -99,13 +101,11 @@ def error_records(model, items: list[dict], batch_size: int = 8, beam_size: int 
 
 
 def write_records(records: list[dict], path: str | Path) -> Path:
-    from zoo.io import atomic_write_text
 
     return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def read_records(path: str | Path) -> list[dict]:
-    from zoo.data.manifest import json_lines
 
     return [r for _, r in json_lines(path)]
 

@@ -24,6 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
+from zoo.metrics.wer import bootstrap_ratio
+
 Turn = tuple  # (speaker or channel, start_s, end_s, text)
 
 # overlap-ratio bins (lower bound inclusive, upper exclusive; the last one includes 1.0)
@@ -162,7 +164,6 @@ def _scores(refs, hyps, n_boot: int = 0, seed: int = 0) -> dict:
            "latency_ms": emission_latency(refs, hyps)}
     per = {"cpwer": cp.pop("per_session"), "orcwer": orc.pop("per_session")}
     if n_boot > 0 and refs:
-        from zoo.metrics.wer import bootstrap_ratio
 
         correct = [float(len(r) == len(h)) for r, h in zip(refs, hyps)]
         out["ci"] = {k: bootstrap_ratio([e for e, _ in v], [w for _, w in v], n=n_boot, seed=seed)

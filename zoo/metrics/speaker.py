@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
+from zoo.io import atomic_write_bytes
+
 P_TARGETS = (0.01, 0.05)
 
 
@@ -81,7 +83,8 @@ def eer(scores, labels, weights=None) -> tuple[float, float]:
 def min_dcf(scores, labels, p_target: float = 0.01, c_miss: float = 1.0, c_fa: float = 1.0,
             weights=None) -> tuple[float, float]:
     """Normalised minimum detection cost: min over thresholds of
-    ``(c_miss * p * FNR + c_fa * (1 - p) * FPR) / min(c_miss * p, c_fa * (1 - p))``. Returns ``(min_dcf, threshold)``."""
+    ``(c_miss * p * FNR + c_fa * (1 - p) * FPR) / min(c_miss * p, c_fa * (1 - p))``.
+    Returns ``(min_dcf, threshold)``."""
     fnr, fpr, thr = det_curve(scores, labels, weights)
     dcf = c_miss * p_target * fnr + c_fa * (1 - p_target) * fpr
     k = int(np.argmin(dcf))
@@ -195,7 +198,6 @@ def plot_det(curves: dict[str, tuple], path: str | Path, title: str = "DET") -> 
 
     import matplotlib
 
-    from zoo.io import atomic_write_bytes
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

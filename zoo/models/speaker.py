@@ -114,7 +114,8 @@ class SpeakerEmbedder(ZooModel):
         t = self.threshold if threshold is None else float(threshold)
         if t is None:
             raise ZooError("this model has no calibrated verification threshold (config.json verification.threshold); "
-                           "calibrate it on dev trials with scripts/release_speaker.py, or pass threshold= (--threshold)")
+                           "calibrate it on dev trials with scripts/release_speaker.py, "
+                           "or pass threshold= (--threshold)")
         e = self.embed([a, b], sample_rate=sample_rate)
         s = float(self.score(e[0], e[1]))
         return s, s >= t

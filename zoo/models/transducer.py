@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
-from torch import nn
 
 from zoo.audio import load_inputs
+from zoo.errors import ZooError
 from zoo.models.base import ZooModel, register_architecture
 from zoo.models.decoding import GreedyState, beam_search, greedy_search, init_greedy_state
-from zoo.errors import ZooError
 from zoo.nets import FbankFeaturizer, Joiner, LSTMPredictor, build_encoder
 from zoo.text import CharTokenizer
 

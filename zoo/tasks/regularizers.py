@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.io import atomic_write_bytes
 
 FISHER_FILE = "fisher.safetensors"
 PARTS = ("encoder", "predictor", "joiner")
@@ -30,7 +31,6 @@ PARTS = ("encoder", "predictor", "joiner")
 def save_fisher(fisher: dict, path: str | Path, **metadata) -> Path:
     from safetensors.torch import save
 
-    from zoo.io import atomic_write_bytes
 
     # bfloat16: float32's range (squared gradients span many decades) at half the size beside the model
     data = save({k: v.detach().to(torch.bfloat16).contiguous().cpu() for k, v in fisher.items()},

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from zoo.data.trials import make_trials
 from zoo.metrics.speaker import EER, cosine_trial_scores, sv_report
 from zoo.models.speaker import SpeakerEmbedder
 from zoo.nets import SpecAugment
@@ -236,7 +237,6 @@ class SpeakerVerificationTask(ZooTask):
         self._eval_step(batch)
 
     def _eval_trials(self):
-        from zoo.data.trials import make_trials
 
         ids, spk, gen, embs = [], [], [], []
         for i, s, g, e in self._eval_store:

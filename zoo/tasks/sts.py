@@ -87,8 +87,9 @@ class STSTask(ZooTask):
         if init_from and asr_init:
             raise ZooError("give init_from (an STS model) or asr_init (a single-speaker transducer to warm-start "
                            "from), not both")
-        self.init_net(init_from, lambda: STSASR(encoder, predictor, joiner, featurizer, sts_tokenizer(turn_tokens, vocab),
-                                                turn_tokens=turn_tokens, turn_gap_s=turn_gap_s),
+        self.init_net(init_from, lambda: STSASR(encoder, predictor, joiner, featurizer,
+                                                sts_tokenizer(turn_tokens, vocab), turn_tokens=turn_tokens,
+                                                turn_gap_s=turn_gap_s),
                       STSASR, "an STS model")
         if asr_init:
             warm_start_from_transducer(self.net, pretrained_net(asr_init, TransducerASR, "a transducer ASR model"))
