@@ -38,6 +38,22 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+def fit_block(args) -> str:
+    """The card's two commands: train (from shipped configs only) and release, on the same run folder."""
+    root = (args.train_yaml.get("trainer") or {}).get("default_root_dir") or f"exp/{args.name}"
+    if args.recipe:  # recipe v2: base + encoder file (+ stage-2 extras)
+        fit = f"--config configs/asr/v2/base.yaml --config {args.recipe}" + (f" {args.fit_extra}" if args.fit_extra else "")
+        rel = f"--ckpt {root}/checkpoints --average {args.average or 1} --recipe {args.recipe} --sets {args.sets}"
+        if args.fit_extra:
+            rel += f" --fit-extra '{args.fit_extra}'"
+    else:  # the released model's own resolved config, shipped beside its weights
+        fit = f"--config checkpoints/{args.name}/train_config.yaml"
+        rel = f"--ckpt {root}/checkpoints/last.ckpt"
+    return (f"```bash\nzoo fit {fit} --trainer.default_root_dir {root}\n"
+            f"python scripts/release_asr.py {rel} --name {args.name} --description '<one line>' "
+            f"--config {root}/config.yaml\n```")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
@@ -103,7 +119,8 @@ def release(args) -> Path:
             shutil.copyfile(png, out / png.name)
     shutil.copyfile(train_cfg, out / "train_config.yaml")
     t = f" in {args.train_minutes:.0f} minutes" if args.train_minutes else ""
-    training_md = recipe_md.format(t=t, cfg=args.recipe or cfg_rel.as_posix(), name=args.name) + f"\n{args.train_note}\n"
+    training_md = recipe_md.format(t=t, cfg=args.recipe or cfg_rel.as_posix(), name=args.name,
+                                   fit_block=fit_block(args)) + f"\n{args.train_note}\n"
     design = Path(args.design) if args.design else REPO / "model_cards" / f"{args.name}.design.md"
     if args.design and not design.is_file():
         raise ZooError(f"design notes not found: {args.design}")
@@ -216,10 +233,7 @@ other releases and the pocketsphinx peer: `python benchmarks/asr.py` (README).
 corpus's dev speakers held out (AN4: 8 of 74 train speakers; speechocean762: 16 of 125, both age groups and
 genders). Released weights: {avg}.
 
-```bash
-zoo fit --config configs/asr/v2/base.yaml --config {{cfg}}{(" " + args.fit_extra) if args.fit_extra else ""}
-python scripts/release_asr.py --ckpt exp/v2/<run>/checkpoints --average {args.average or 1} --name {{name}} --config exp/v2/<run>/config.yaml --recipe {{cfg}} --sets {args.sets}
-```
+{{fit_block}}
 
 The exact resolved config is `train_config.yaml` beside the weights. Recipe v2: 80-dim log-mel (fp32), frames
 stacked 4x (40 ms), bf16 autocast for the network (`trainer.precision: bf16-mixed`), speed perturbation
@@ -267,10 +281,7 @@ that trained the model.
 """
     recipe_md = """Trained from scratch on AN4 train minus a speaker-disjoint dev slice (8 speakers) on a 2-core CPU{t}:
 
-```bash
-zoo fit --config {cfg}
-python scripts/release_asr.py --ckpt <best or last ckpt> --name {name} --config {cfg}
-```
+{fit_block}
 
 The exact config is `train_config.yaml` beside the weights. Recipe: 80-dim log-mel, frames stacked 4x
 (40 ms), SpecAugment (2 freq masks of width <= 15, 2 time masks of <= 5%), speed perturbation 0.9/1.1,
@@ -380,10 +391,7 @@ fly from AN4 train minus a speaker-disjoint dev slice: every training utterance 
 session of {mix.get("min_turns", 2)}-{mix.get("max_turns", 4)} alternating turns with another training speaker (overlap-bin weights
 {weights}; gaps {mix.get("gap", [0.1, 1.0])} s). Validation: {val} fixed sessions of the dev speakers.
 
-```bash
-zoo fit --config {{cfg}}
-python scripts/release_asr.py --ckpt <best or last ckpt> --name {{name}} --config {{cfg}}
-```
+{{fit_block}}
 
 The exact config is `train_config.yaml` beside the weights. Targets per output channel: turns assigned to
 the two channels by overlap (a turn takes the free channel), {turns}. Loss: RNN-T per channel + FastEmit
