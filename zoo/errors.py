@@ -1,4 +1,6 @@
-"""User-facing errors. The CLI prints ``error: <message>`` for any ZooError and exits 2."""
+"""User-facing errors. The CLI prints ``error: <message>`` for any ZooError and exits 2.
+
+Message style: ``<what is wrong> — <what to do>``, one line, options spelled as on the command line."""
 
 
 class ZooError(Exception):
@@ -19,7 +21,6 @@ class ModelNotFoundError(ZooError):
 
 class ModelFolderError(ZooError):
     """A model folder that is incomplete or whose weights do not match its config."""
-
 
 
 class ConfigError(ZooError):

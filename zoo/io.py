@@ -1,29 +1,57 @@
-"""Small file helpers: outputs are written to a temp file and renamed, so nothing is half-written."""
+"""Output files, written so that nothing is ever half-written or silently replaced.
+
+One family of helpers: :func:`atomic_path` (a temp path beside the target, renamed into place on success),
+:func:`atomic_write_bytes` / :func:`atomic_write_text` on top of it, :func:`atomic_folder` for output folders,
+and :func:`check_new_output`, which refuses an existing output unless the user passed ``--force``."""
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def check_new_output(path: str | os.PathLike, force: bool = False, flag: str | None = None) -> Path:
+    """Refuse (OutputExistsError) when ``path`` already exists and ``force`` is false; call it before any work.
+    ``flag`` names the option that gave the path (e.g. ``--json``) in the message."""
+    from zoo.errors import OutputExistsError
+
+    path = Path(path)
+    if path.exists() and not force:
+        what = "folder" if path.is_dir() else "file"
+        raise OutputExistsError(f"{(flag + ' ') if flag else ''}{path}: the {what} exists — pass --force to "
+                                "replace it, or choose another path")
+    return path
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temp file path beside ``path`` (same suffix, so format-by-extension writers work); when the
+    block succeeds it is renamed onto ``path`` (mode 0644), otherwise removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix,
+                               dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 @contextlib.contextmanager
@@ -31,10 +59,9 @@ def atomic_folder(folder: str | os.PathLike, marker: str | None = None):
     """Yield a temp folder beside ``folder``; on success it replaces ``folder`` (rename), on error it is removed,
     so ``folder`` is never half-written. An existing non-empty ``folder`` is only replaced when it holds
     ``marker`` (i.e. it is an earlier output of the same kind), otherwise FileExistsError."""
-    import shutil
-
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (marker and (folder / marker).exists()))):
+    earlier = marker and (folder / marker).exists()
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not earlier)):
         raise FileExistsError(f"{folder} exists and is not an earlier output folder; choose a new or empty folder")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))

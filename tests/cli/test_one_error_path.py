@@ -3,7 +3,6 @@ on stderr, nothing on stdout, no traceback, exit status 2 — jsonargparse failu
 Hub / network failures (httpx errors in huggingface_hub 2.x), wrong-task models, impossible values."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess

@@ -11,19 +11,20 @@ def add_parsers(sub) -> None:
     a = sub.add_parser("audit", help="ASR fairness audit: per-utterance errors -> cohorts (metadata | embedding | "
                        "geo) -> WER per cohort with CIs, WER gap, bottom-cohort share -> report folder")
     a.add_argument("--model", default="lstm-rnnt-an4", help="ASR model: name, model folder or Hub repo id")
-    a.add_argument("--revision", default=None)
+    a.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit sha)")
     a.add_argument("--manifest", default=None, help="NeMo JSONL manifest (needs speaker; extra fields = metadata)")
     a.add_argument("--corpus", default="an4", choices=["an4"], help="without --manifest: a corpus split "
                    "(AN4 metadata: speaker, gender)")
-    a.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    a.add_argument("--data-dir", default=None)
+    a.add_argument("--split", default="test", choices=["train", "dev", "test"], help="corpus split")
+    a.add_argument("--data-dir", default=None, help="corpus location (default: $ZOO_DATA or ../shared/data)")
     a.add_argument("--metadata", default=None, help="per-speaker CSV with a 'speaker' column (+ e.g. gender, "
                    "age, lat, lon)")
-    a.add_argument("--method", required=True, choices=["metadata", "embedding", "geo"])
+    a.add_argument("--method", required=True, choices=["metadata", "embedding", "geo"],
+                   help="how speakers are grouped into cohorts")
     a.add_argument("--columns", default=None, help="metadata: comma-separated columns (default: all)")
     a.add_argument("--speaker-model", default=None, help="embedding: speaker-embedding model (e.g. ecapa-an4)")
     a.add_argument("--k", type=int, default=None, help="embedding: clusters (default: best silhouette, 2..--k-max)")
-    a.add_argument("--k-max", type=int, default=8)
+    a.add_argument("--k-max", type=int, default=8, help="embedding: most clusters tried")
     a.add_argument("--max-per-speaker", type=int, default=20, help="embedding: utterances averaged per speaker")
     a.add_argument("--min-words", type=int, default=50, help="cohorts below this many words are shown but not "
                    "ranked (and not allowed as a side of a binary partition)")
@@ -31,28 +32,32 @@ def add_parsers(sub) -> None:
     a.add_argument("--max-depth", type=int, default=None, help="geo: maximum tree depth (default: unlimited)")
     a.add_argument("--n-boot", type=int, default=1000, help="speaker-bootstrap resamples for the 95%% CIs")
     a.add_argument("--n-perm", type=int, default=200, help="permutations for the discovery p-values (0: none)")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--batch-size", type=int, default=8)
-    a.add_argument("--beam-size", type=int, default=1)
+    a.add_argument("--seed", type=int, default=0, help="seed of the bootstrap, permutations and clustering")
+    a.add_argument("--batch-size", type=int, default=8, help="utterances decoded together")
+    a.add_argument("--beam-size", type=int, default=1, help="1 = greedy; >1 = beam search")
     a.add_argument("--records", default=None, help="reuse the records.jsonl of an earlier audit (no decoding)")
     a.add_argument("--out", required=True, help="report folder (written atomically)")
+    a.add_argument("--force", action="store_true", help="replace an earlier report in --out")
     a.add_argument("--quiet", action="store_true", help="no progress bars")
     a.set_defaults(func=cmd_audit)
 
     f = sub.add_parser("fisher", help="diagonal Fisher information of an ASR model on its training data (for "
                        "EWC fine-tuning), stored beside the model")
     f.add_argument("--model", required=True, help="ASR model: name or model folder")
-    f.add_argument("--revision", default=None)
-    f.add_argument("--corpus", default="an4", choices=["an4"])
-    f.add_argument("--split", default="train", choices=["train", "dev", "test"])
+    f.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit sha)")
+    f.add_argument("--corpus", default="an4", choices=["an4"], help="corpus recipe")
+    f.add_argument("--split", default="train", choices=["train", "dev", "test"], help="corpus split")
     f.add_argument("--manifest", default=None, help="training manifest instead of a corpus split")
-    f.add_argument("--data-dir", default=None)
+    f.add_argument("--data-dir", default=None, help="corpus location (default: $ZOO_DATA or ../shared/data)")
     f.add_argument("--utterances", type=int, default=1000, help="utterances averaged (per-utterance gradients; "
                    "AN4 train has 835: all of them, ~45 ms each for lstm-rnnt-an4 at 1 thread)")
     f.add_argument("--max-duration", type=float, default=60.0, help="seconds of audio per loading batch")
     f.add_argument("--seed", type=int, default=0, help="shuffling seed of the utterances")
-    f.add_argument("--out", default=None, help="default: <model folder>/fisher.safetensors")
-    f.add_argument("--quiet", action="store_true")
+    f.add_argument("--out", default=None, help="output .safetensors (default: <model folder>/fisher.safetensors "
+                   "for a model folder given as a path; a bundled or downloaded model needs --out)")
+    f.add_argument("--force", action="store_true", help="replace an existing output file (or write into a bundled "
+                   "release folder)")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.set_defaults(func=cmd_fisher)
 
 
@@ -67,7 +72,12 @@ def cmd_audit(args) -> int:
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.json").is_file())):
-        raise ZooError(f"--out {out} exists and is not an earlier audit report; choose a new or empty folder")
+        raise ZooError(f"--out {out} exists and is not an earlier audit report — choose a new or empty folder")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise ZooError(f"--out {out} holds an earlier audit report — pass --force to replace it, or choose a new "
+                       "folder")
+    if args.beam_size < 1:
+        raise ZooError(f"--beam-size must be at least 1 (1 = greedy; got {args.beam_size})")
     for name in ("n_boot", "batch_size", "min_words", "geo_min_words", "max_per_speaker"):
         if getattr(args, name) < 1:
             raise ZooError(f"--{name.replace('_', '-')} must be at least 1")
@@ -117,7 +127,8 @@ def cmd_audit(args) -> int:
         if m.get("eligible", 0) >= 2:
             gap = "n/a" if m["gap"] is None else f"{100 * m['gap']:.1f}%"
             print(f"{s['name']}: bottom {m['bottom']} {100 * m['wer_bottom']:.2f}% vs top {m['top']} "
-                  f"{100 * m['wer_top']:.2f}%, gap {gap}, bottom share {100 * m['bottom_share_speakers']:.1f}% of speakers")
+                  f"{100 * m['wer_top']:.2f}%, gap {gap}, "
+                  f"bottom share {100 * m['bottom_share_speakers']:.1f}% of speakers")
     print(f"wrote {out}/report.md, report.json, cohorts.json, records.jsonl, plots")
     return 0
 
@@ -156,7 +167,7 @@ def cmd_fisher(args) -> int:
     if args.utterances < 1:
         raise ZooError("--utterances must be at least 1")
     folder = resolve(args.model, revision=args.revision)
-    out = Path(args.out) if args.out else folder / FISHER_FILE
+    out = _fisher_out(args, folder, FISHER_FILE)
     try:
         task = TransducerTask(init_from=str(folder), ctc_weight=0.0, spec_augment=None)
     except ValueError as e:
@@ -184,3 +195,30 @@ def cmd_fisher(args) -> int:
           f"max {allf.max():.3e}, zero entries {100 * float((allf == 0).float().mean()):.1f}%")
     print(f"wrote {out}")
     return 0
+
+
+def _fisher_out(args, folder: Path, default_name: str) -> Path:
+    """Where the Fisher file goes. Never into a bundled release folder (checkpoints/<name>/) or the Hub cache
+    by default, and never over an existing file, unless --force."""
+    from zoo.hub.registry import CHECKPOINTS
+    from zoo.io import check_new_output
+
+    def inside(p: Path, root: Path) -> bool:
+        try:
+            p.resolve().relative_to(root.resolve())
+            return True
+        except (ValueError, OSError):
+            return False
+
+    local = Path(args.model).expanduser().exists() and not inside(folder, CHECKPOINTS)
+    if args.out is None and not local:
+        raise ZooError(f"--model {args.model} is a {'bundled' if inside(folder, CHECKPOINTS) else 'downloaded'} "
+                       f"model whose folder zoo fisher does not write into — give --out PATH (and fisher: PATH in "
+                       "the EWC regularizer config)")
+    out = Path(args.out) if args.out else folder / default_name
+    if inside(out, CHECKPOINTS) and not args.force:
+        raise ZooError(f"--out {out} is inside the bundled release folders ({CHECKPOINTS}) — choose another path, "
+                       "or pass --force to add the file to a release")
+    check_new_output(out, args.force, "--out")
+    return out
+

@@ -13,19 +13,30 @@ Conventions on top of ``LightningCLI``:
   recipes' ``RichProgressBar``; Lightning would otherwise refuse the combination), for plain CI / batch logs.
 * A W&B run started by the command is finished when the command returns, so several commands can run in
   one Python process (each gets its own run) and offline runs are complete on disk afterwards.
+* Mistakes are one line (``zoo.errors.ConfigError``, printed by ``zoo.cli.main``): an unknown or mistyped key
+  (jsonargparse's own message, not its usage dump), a value the task or Trainer rejects, a missing
+  ``--ckpt_path`` file, ``--trainer.max_steps`` 0 or below -1 — all before a run folder or W&B run is made.
+* stdout carries results only: progress bars and Lightning's messages go to stderr (``zoo fit > log`` holds
+  nothing); validate / test print their metrics on stdout (``name<TAB>value`` lines).
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import importlib
 import os
+import re
 import sys
+from pathlib import Path
 
 import lightning as L
 from jsonargparse import Namespace
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from zoo.data import SpeechDataModule
+from zoo.errors import ConfigError, ZooError
 
 DEFAULT_TASK = "zoo.tasks.TransducerTask"
 
@@ -52,14 +63,64 @@ class ZooLightningCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         # LightningCLI warns when both ``args`` and ``sys.argv`` are non-empty. zoo.cli.main() passes args
         # only when it was called from Python with an explicit list, so that warning is always a false alarm.
-        if isinstance(args, (dict, Namespace)):
-            self.config = parser.parse_object(args)
-        else:
-            self.config = parser.parse_args(args)
+        # Parse errors raise (exit_on_error off) so that they become one line instead of a 70-line usage dump.
+        global _OPTIONS
+        subs = getattr(self, "_subcommand_parsers", {})
+        for p in (parser, *subs.values()):
+            p.exit_on_error = False
+        argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, (dict, Namespace)) else []
+        sub = next((a for a in argv if a in subs), None)
+        if sub is not None:
+            _OPTIONS = set(subs[sub]._option_string_actions)
+        try:
+            if isinstance(args, (dict, Namespace)):
+                self.config = parser.parse_object(args)
+            else:
+                self.config = parser.parse_args(args)
+        except argparse.ArgumentError as e:
+            raise ConfigError(f"{one_line(str(e))} — see zoo {sub or 'fit'} --help") from None
+
+    def instantiate_classes(self) -> None:
+        """LightningCLI's, with the errors of building the task, data and Trainer from the config as one line
+        (a ZooError raised inside is passed on as it is)."""
+        try:
+            self.config_init = self.parser.instantiate_classes(self.config)
+            self.datamodule = self._get(self.config_init, "data")
+            self.model = self._get(self.config_init, "model")
+            if self.datamodule is not None and _single_process(self.config.get(self.subcommand, self.config)):
+                # data mistakes (a missing corpus or manifest) before the Trainer and logger say anything
+                self.datamodule.setup(_STAGES.get(self.subcommand, self.subcommand))
+            self._add_configure_optimizers_method_to_model(self.subcommand)
+            self.trainer = self.instantiate_trainer()
+        except ZooError:
+            raise
+        except (ValueError, TypeError, KeyError, MisconfigurationException) as e:
+            from zoo.cli.main import _zoo_error
+
+            if _zoo_error(e) is not None:
+                raise
+            raise ConfigError(f"{one_line(str(e))} — see zoo {self.subcommand or 'fit'} --help") from e
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        # stdout is for results: Lightning's progress bars (rich or tqdm, which write to sys.stdout) and any
+        # other output of the run go to stderr; validate / test metrics are printed on stdout afterwards
+        kwargs = self._prepare_subcommand_kwargs(subcommand)
+        verbose = kwargs.get("verbose", True)
+        if subcommand in ("validate", "test"):
+            kwargs["verbose"] = False
+        with contextlib.redirect_stdout(sys.stderr):
+            for hook in (f"before_{subcommand}", None, f"after_{subcommand}"):
+                if hook is None:
+                    out = getattr(self, subcommand, getattr(self.trainer, subcommand))(**kwargs)
+                elif callable(getattr(self, hook, None)):
+                    getattr(self, hook)()
+        if subcommand in ("validate", "test") and verbose and self.trainer.is_global_zero:
+            print_metrics(out)
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config.get(self.subcommand, self.config)
-        L.seed_everything(cfg.get("seed", 0), workers=True)
+        _check_run_options(self.subcommand, cfg)
+        L.seed_everything(cfg.get("seed", 0), workers=True, verbose=False)  # the seed is in the saved config
         root = cfg.get("trainer.default_root_dir")
         if root:
             loggers = cfg.get("trainer.logger")
@@ -82,6 +143,97 @@ class ZooLightningCLI(LightningCLI):
             for cb in self.trainer.checkpoint_callbacks:
                 if isinstance(cb, ModelCheckpoint) and cb.dirpath is None:
                     cb.dirpath = os.path.realpath(os.path.join(str(root), "checkpoints"))
+
+
+_STAGES = {"fit": "fit", "validate": "validate", "test": "test", "predict": "predict"}
+
+
+def _single_process(cfg) -> bool:
+    """A run on one device in this process (so the DataModule can be set up before the Trainer exists)."""
+    if os.environ.get("WORLD_SIZE", "1") != "1" or os.environ.get("LOCAL_RANK", "0") != "0":
+        return False
+    devices, accel = str(cfg.get("trainer.devices", "auto")), str(cfg.get("trainer.accelerator", "auto"))
+    strategy = cfg.get("trainer.strategy", "auto")
+    return (cfg.get("trainer.num_nodes", 1) == 1 and strategy in ("auto", None)
+            and (devices in ("1", "[0]") or (devices == "auto" and accel == "cpu")))
+
+
+_OPTIONS: set[str] = set()  # option strings of the subcommand last parsed (for messages: zoo.cli.main)
+_CKPT_WORDS = {"last", "best", "hpc", "registry"}
+
+
+def option_strings() -> set[str]:
+    """The options of the Lightning subcommand parsed last (``--trainer.max_steps``, ...)."""
+    return set(_OPTIONS)
+
+
+def _check_run_options(subcommand: str | None, cfg) -> None:
+    """Mistakes Lightning would only notice after the run folder and W&B run exist (or not at all)."""
+    ckpt = cfg.get("ckpt_path")
+    if isinstance(ckpt, (str, os.PathLike)) and str(ckpt) not in _CKPT_WORDS \
+            and not str(ckpt).startswith("registry:") and "://" not in str(ckpt):
+        p = Path(ckpt).expanduser()
+        if not p.is_file():
+            what = "is a folder" if p.is_dir() else "not found"
+            raise ConfigError(f"--ckpt_path {ckpt}: {what} — give the .ckpt file written by zoo fit "
+                              "(e.g. <run>/checkpoints/last.ckpt)")
+    steps = cfg.get("trainer.max_steps")
+    if subcommand == "fit" and isinstance(steps, int) and not isinstance(steps, bool) and (steps == 0 or steps < -1):
+        raise ConfigError(f"--trainer.max_steps {steps}: a run needs at least 1 step (or -1: no step limit, "
+                          "stop at --trainer.max_epochs) — give a positive number")
+    epochs = cfg.get("trainer.max_epochs")
+    if subcommand == "fit" and isinstance(epochs, int) and not isinstance(epochs, bool) \
+            and (epochs == 0 or epochs < -1):
+        raise ConfigError(f"--trainer.max_epochs {epochs}: a run needs at least 1 epoch (or -1: no epoch "
+                          "limit) — give a positive number")
+
+
+_NOISE = re.compile(r"^(Does not validate against any of the Union subtypes|Subtypes: |Errors:|Given value type: |"
+                    r"Given value: |- Expected a <class 'NoneType'>|Expected a <class 'NoneType'>)")
+
+
+def one_line(message: str) -> str:
+    """jsonargparse's multi-line error report -> its informative part on one line: the key, then the innermost
+    reasons (the Union bookkeeping, 'Expected NoneType' alternatives and echoed values dropped)."""
+    lines = [ln.strip() for ln in message.strip().splitlines()]
+    key = None
+    parts: list[str] = []
+    for ln in lines:
+        m = re.match(r'^-?\s*Parser key "([^"]+)":?\s*(.*)$', ln)
+        if m:
+            if key is None:
+                key = m.group(1)
+            elif m.group(1) not in (key or ""):
+                parts.append(f"{m.group(1)}:")
+            if m.group(2):
+                parts.append(m.group(2))
+            continue
+        if not ln or _NOISE.match(ln):
+            continue
+        m = re.match(r"^-?\s*Problem with given class_path '([^']+)':?\s*(.*)$", ln)
+        if m:
+            parts.append(f"{m.group(1)}:")
+            if m.group(2):
+                parts.append(m.group(2))
+            continue
+        parts.append(ln.lstrip("- ").strip())
+    if not key and not any(p.endswith(":") for p in parts):  # an instantiation error: name the class
+        m = re.search(r"class_path='([^']+)'", message)
+        if m:
+            parts.insert(0, f"{m.group(1)}:")
+    text = " ".join(parts) or " ".join(message.split())
+    if key:
+        text = f"--{key}: {text}"
+    return " ".join(text.split())
+
+
+def print_metrics(results) -> None:
+    """validate / test results (a list of dicts, one per dataloader) as ``name<TAB>value`` lines on stdout."""
+    for i, res in enumerate(results or []):
+        for k, v in sorted(res.items()):
+            v = float(v)
+            name = k if len(results) == 1 else f"{k}/dataloader_{i}"
+            print(f"{name}\t{v:.6g}")
 
 
 def _wandb_run():

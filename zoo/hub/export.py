@@ -97,19 +97,30 @@ def net_from_checkpoint(ckpt_path: str | Path | list, average: list | None = Non
 
 
 def export_checkpoint(ckpt_path: str | Path | list, out_dir: str | Path, name: str | None = None,
-                      results: dict | None = None, card_extra: dict | None = None) -> Path:
+                      results: dict | None = None, card_extra: dict | None = None, force: bool = False) -> Path:
     """Write ``out_dir`` (config.json, model.safetensors, tokenizer, README.md) and verify it reloads
     to a model whose outputs equal the checkpoint's on a test signal. A list of checkpoints is averaged
-    (``config.json`` records their file names under ``averaged_from``)."""
+    (``config.json`` records their file names under ``averaged_from``).
+
+    The folder is built and verified beside ``out_dir`` and only then renamed into place, so a failed export
+    leaves nothing behind. An existing non-empty ``out_dir`` is refused unless ``force`` is true, and even then
+    only an earlier model folder (one with config.json) is replaced — wholesale: files in it that the export
+    does not write are not kept."""
     from zoo.hub.cards import render_card
+    from zoo.io import atomic_folder
     from zoo.models.base import load_folder, model_config, save_pretrained
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir.is_dir() and (not any(out_dir.iterdir())
-                                                        or (out_dir / "config.json").is_file())):
-        # save_pretrained replaces the folder wholesale: never do that to something that is not a model folder
-        raise ZooError(f"{out_dir} exists and is not a model folder (no config.json); "
-                       "choose a new or empty output folder")
+    if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
+        if not (out_dir.is_dir() and (out_dir / "config.json").is_file()):
+            raise ZooError(f"{out_dir} exists and is not a model folder (no config.json) — choose a new or "
+                           "empty output folder")
+        if not force:
+            extra = sorted(p.name for p in out_dir.iterdir() if p.name not in _EXPORTED)
+            keep = f"; its other files ({', '.join(extra[:3])}{', ...' if len(extra) > 3 else ''}) would be " \
+                   "deleted" if extra else ""
+            raise ZooError(f"{out_dir} already holds a model{keep} — pass --force to replace it, or choose a "
+                           "new output folder")
     paths = [Path(c) for c in ckpt_path] if isinstance(ckpt_path, (list, tuple)) else [Path(ckpt_path)]
     net, ck_cfg = net_from_checkpoint(paths[0], average=paths[1:])
     cfg = model_config(net, normalizer=ck_cfg.get("normalizer", "upper"))
@@ -118,12 +129,20 @@ def export_checkpoint(ckpt_path: str | Path | list, out_dir: str | Path, name: s
     if results:
         cfg["results"] = results
     name = name or out_dir.name
-    save_pretrained(net, out_dir, config=cfg, card=render_card(name, cfg, **(card_extra or {})))
-    again = load_folder(out_dir)
-    x = torch.randn(1, net.sample_rate, generator=torch.Generator().manual_seed(0)) * 0.1  # 1 s test signal
-    with torch.no_grad():
-        a, _ = net.encode(x, torch.tensor([x.shape[1]]))
-        b, _ = again.encode(x, torch.tensor([x.shape[1]]))
-    if not torch.allclose(a, b, atol=1e-5):
-        raise ModelFolderError(f"exported {out_dir} does not reproduce the checkpoint's outputs")
+    with atomic_folder(out_dir, marker="config.json") as tmp:
+        save_pretrained(net, tmp, config=cfg, card=render_card(name, cfg, **(card_extra or {})))
+        try:
+            again = load_folder(tmp)
+        except ZooError as e:  # name the folder the user asked for, not the temp one
+            raise type(e)(str(e).replace(str(tmp), str(out_dir))) from None
+        x = torch.randn(1, net.sample_rate, generator=torch.Generator().manual_seed(0)) * 0.1  # 1 s test signal
+        with torch.no_grad():
+            a, _ = net.encode(x, torch.tensor([x.shape[1]]))
+            b, _ = again.encode(x, torch.tensor([x.shape[1]]))
+        if not torch.allclose(a, b, atol=1e-5):
+            raise ModelFolderError(f"exported {out_dir} does not reproduce the checkpoint's outputs")
     return out_dir
+
+
+# what an export writes (anything else in an existing model folder is named before it would be deleted)
+_EXPORTED = {"config.json", "model.safetensors", "tokenizer.model", "README.md"}

@@ -2,16 +2,10 @@
 ``push_to_hub``). The folder format itself is in ``zoo.models.base``."""
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file, save_file
 
 from zoo.errors import ModelFolderError, ModelNotFoundError, ZooError
 from zoo.hub.registry import MODELS, bundled_folder, suggest
@@ -59,10 +53,14 @@ def resolve(name_or_path: str | os.PathLike, revision: str | None = None, cache_
 
 
 def _download(repo_id, revision, cache_dir, local_files_only, token) -> Path:
-    from huggingface_hub import snapshot_download
     from huggingface_hub import constants as hf_const
-    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     offline = bool(local_files_only) or hf_const.HF_HUB_OFFLINE
     try:
@@ -107,6 +105,36 @@ def push_to_hub(folder: str | Path, repo_id: str, revision: str | None = None, p
         api.create_repo(repo_id, private=private, exist_ok=True)
         info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
                                  commit_message=commit_message or f"Upload {folder.name} with zoo")
-    except OSError as e:
-        raise ZooError(f"push to {repo_id} failed: {e}") from None
+    except network_errors() as e:
+        raise ZooError(f"push to {repo_id} failed: {_why(e, api.endpoint)}") from None
     return getattr(info, "commit_url", str(info))
+
+
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What the Hub client raises when the network or the server fails: OSError, and the HTTP library's
+    errors (huggingface_hub 2.x raises httpx errors, e.g. ``ConnectError``, which are not OSErrors)."""
+    kinds: list[type[BaseException]] = [OSError]
+    try:
+        from huggingface_hub.errors import HTTPError
+        kinds.append(HTTPError)
+    except ImportError:
+        pass
+    for mod in ("httpx", "httpx2", "requests"):
+        try:
+            kinds.append(__import__(mod).HTTPError if mod != "requests" else __import__(mod).RequestException)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(kinds)
+
+
+def _why(e: BaseException, endpoint: str | None) -> str:
+    """One line for a Hub failure: what happened and what to do."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    text = " ".join(str(e).split())[:200] or type(e).__name__
+    if isinstance(e, HfHubHTTPError):
+        code = getattr(getattr(e, "response", None), "status_code", None)
+        if code in (401, 403):
+            return f"not authorised ({code}) — log in (hf auth login) or pass a token with write access"
+        return f"{text} — check the repo id and your access to it"
+    return f"cannot reach {endpoint} ({type(e).__name__}: {text}) — check the network connection and HF_ENDPOINT"
