@@ -8,7 +8,7 @@ import lightning as L
 import pytest
 import torch
 
-from zoo.tasks.arw import ARWTask, arl_weights
+from zoo.tasks.arw import ARWTask, accumulated_pairwise_similarity, arl_weights
 from zoo.tasks.speaker_verification import SpeakerVerificationTask, pair_terms, speaker_codes, weighted_pair_loss
 
 from helpers import TINY_SPEAKER
@@ -58,7 +58,7 @@ def test_pair_weight_is_sum_of_sample_weights():
     # PL: per-sample balanced mean of its pairs, weighted by lambda_i
     per = [sum(float(t["a"][i, j] * t["loss"][i, j]) for j in range(n)) / float(t["a"][i].sum()) for i in range(n)]
     want = sum(float(lam[i]) * per[i] for i in range(n)) / float(lam.sum())
-    assert weighted_pair_loss(t["loss"], t["a"], lam, "pl") == pytest.approx(want, rel=1e-5)
+    assert weighted_pair_loss(t["loss"], t["a"], lam, "per_sample") == pytest.approx(want, rel=1e-5)
     # up-weighting the samples of the worst pair increases the loss
     i, j = divmod(int((t["loss"] * t["a"]).argmax()), n)
     up = torch.ones(n)
@@ -79,8 +79,27 @@ def _arw(**kw):
     return ARWTask(adversary_warmup=0, n_clusters=3, crop_seconds=None, **TINY_SPEAKER, **kw)
 
 
-def test_adversary_step_is_gradient_ascent_on_the_weighted_loss():
-    task = _arw()
+def test_accumulated_pairwise_similarity_by_hand():
+    cos = torch.tensor([[1.0, 0.8, 0.1, -0.2], [0.8, 1.0, 0.3, 0.0], [0.1, 0.3, 1.0, 0.5], [-0.2, 0.0, 0.5, 1.0]])
+    same = speaker_codes(list("aabc"))
+    target = same[:, None] == same[None, :]
+    aps = accumulated_pairwise_similarity(cos, target)
+    assert aps[0].tolist() == pytest.approx([0.8, (0.1 - 0.2) / 2])   # one positive, two negatives
+    assert aps[2].tolist() == pytest.approx([0.0, (0.1 + 0.3 + 0.5) / 3])  # no positive partner: 0
+
+
+def test_adversary_sees_only_its_configured_input():
+    with pytest.raises(ValueError, match="adversary_input"):
+        _arw(adversary_input="labels")
+    dims = {k: _arw(adversary_input=k).adversary.mlp[0].in_features for k in ("kmeans", "aps", "embedding")}
+    d = _arw().net.embed_dim
+    assert dims == {"kmeans": d + 3, "aps": d + 2, "embedding": d}
+
+
+@pytest.mark.parametrize("adversary_input,pair_weighting", [("kmeans", "pw"), ("kmeans", "per_sample"),
+                                                            ("aps", "per_sample"), ("embedding", "pw")])
+def test_adversary_step_is_gradient_ascent_on_the_weighted_loss(adversary_input, pair_weighting):
+    task = _arw(adversary_input=adversary_input, pair_weighting=pair_weighting)
     adv_opt = torch.optim.SGD(task.adversary.parameters(), lr=0.5)
     task.optimizers = lambda: [None, _Wrapped(adv_opt)]
     task.manual_backward = lambda loss: loss.backward()

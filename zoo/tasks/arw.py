@@ -4,18 +4,34 @@ of ARL (Lahoti et al., NeurIPS 2020; ``group_agnostic_fairness/adversarial_rewei
 Same learner, loss, data and optimizer as :class:`SpeakerVerificationTask`; the only difference is that
 every training sample gets a weight ``lambda_i`` from an adversary:
 
+* The paper's three formulations (Jin et al. name them; the abstract gives no formulas, so the exact forms are
+  our choice) are two knobs here:
+
+  ============  =====================  =====================================================================
+  formulation   ``adversary_input``    ``pair_weighting``
+  ============  =====================  =====================================================================
+  PW            ``kmeans``             ``pw``: pair weight ``w_ij = lambda_i + lambda_j``
+  PL            ``kmeans``             ``per_sample``: the adversary sees k-means pseudo-labels, each sample's
+                                       mean pair loss is weighted by its own ``lambda_i``
+  APS           ``aps``                ``per_sample``: the adversary sees each sample's accumulated pairwise
+                                       similarity in the batch instead of a pseudo-label
+  ablation      ``embedding``          either: no pseudo-label, no APS (embedding only)
+  ============  =====================  =====================================================================
+
 * Adversary inputs (per sample, all detached from the learner): the L2-normalised embedding of the sample
-  (D) concatenated with a one-hot k-means cluster id (``n_clusters``). The clusters are ARW's pseudo-labels:
+  (D), plus for ``kmeans`` a one-hot k-means cluster id (``n_clusters``), for ``aps`` two numbers: the mean
+  cosine similarity to the sample's same-speaker and to its other-speaker partners in the batch (our
+  definition of "accumulated pairwise similarity": hard samples have low positive and high negative
+  similarity; 0 where a sample has no partner of that kind). The clusters are ARW's pseudo-labels:
   k-means (scikit-learn, k-means++, ``random_state=seed``) over the embeddings of the whole training set
   (whole utterances, eval mode), computed when the adversary starts and again every ``kmeans_every``
   epochs; a training utterance takes its cluster from that pass by cut id, and an utterance the pass did
   not see (e.g. a speed-perturbed copy) takes the nearest centroid (cosine). Speaker labels are never an
   input: ARL's "label" input has no open-set analogue, the pseudo-label stands in for it.
-* Adversary: ``Linear(D + k, hidden) -> ReLU -> Linear(hidden, 1)`` -> sigmoid ``s_i``;
+* Adversary: ``Linear(D + extra, hidden) -> ReLU -> Linear(hidden, 1)`` -> sigmoid ``s_i``;
   ``lambda_i = 1 + n * s_i / sum_j s_j`` (ARL's normalisation: batch mean 2, every weight >= 1, never 0).
-* PW (default): pair weight ``w_ij = lambda_i + lambda_j`` on the pairwise loss; PL: per-sample loss (the
-  balanced mean of its pairs' losses) weighted by ``lambda_i``. Both self-normalised (see
-  ``zoo.tasks.speaker_verification``); an AAM-softmax term, if enabled, is weighted by ``lambda_i``.
+* Both weightings are self-normalised (see ``zoo.tasks.speaker_verification``); an AAM-softmax term, if
+  enabled, is weighted by ``lambda_i``.
 * Min-max: on every batch, after ``adversary_warmup`` learner-only steps, the learner takes a step on the
   weighted loss with lambda detached, and the adversary takes a step on *minus* the same weighted loss with
   the pair losses detached (both gradients at the same parameters, as ARL's ``tf.group``). Two optimizers,
@@ -41,16 +57,26 @@ def arl_weights(logits: torch.Tensor) -> torch.Tensor:
     return 1.0 + s.numel() * s / s.sum().clamp_min(1e-12)
 
 
+ADVERSARY_INPUTS = ("kmeans", "aps", "embedding")
+
+
+def accumulated_pairwise_similarity(cos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, B) cosine similarities + (B, B) same-speaker mask -> (B, 2): per sample, the mean similarity to its
+    same-speaker partners (itself excluded) and to its other-speaker partners (0 where it has none)."""
+    off = ~torch.eye(len(cos), dtype=torch.bool, device=cos.device)
+    pos, neg = (target & off).float(), (~target).float()
+    return torch.stack([(cos * pos).sum(1) / pos.sum(1).clamp_min(1), (cos * neg).sum(1) / neg.sum(1).clamp_min(1)], -1)
+
+
 class Adversary(nn.Module):
-    """(B, D) normalised embeddings + (B,) cluster ids -> (B,) logits."""
+    """(B, D) normalised embeddings + (B, extra) side input (one-hot pseudo-label, APS, or nothing) -> (B,) logits."""
 
-    def __init__(self, embed_dim: int, n_clusters: int, hidden: int = 32):
+    def __init__(self, embed_dim: int, extra_dim: int, hidden: int = 32):
         super().__init__()
-        self.n_clusters = n_clusters
-        self.mlp = nn.Sequential(nn.Linear(embed_dim + n_clusters, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.mlp = nn.Sequential(nn.Linear(embed_dim + extra_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, emb: torch.Tensor, cluster: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([emb, F.one_hot(cluster, self.n_clusters).to(emb.dtype)], dim=-1)
+    def forward(self, emb: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+        x = emb if side is None else torch.cat([emb, side.to(emb.dtype)], dim=-1)
         return self.mlp(x).squeeze(-1)
 
 
@@ -59,17 +85,22 @@ class ARWTask(SpeakerVerificationTask):
 
     Args (besides the baseline's, which are passed through unchanged):
         adversary_hidden: hidden units of the adversary MLP.
-        n_clusters: k of the k-means pseudo-labels.
+        adversary_input: ``kmeans`` (PW / PL), ``aps`` (APS) or ``embedding`` (ablation); see the module doc.
+        n_clusters: k of the k-means pseudo-labels (``kmeans`` only).
         kmeans_every: recompute the clusters every this many epochs (once the adversary is active).
         adversary_warmup: learner-only steps before the adversary starts (ARL's ``pretrain_steps``).
         adversary_optimizer: the adversary's optimizer (default Adagrad lr 0.01, as ARL).
     """
 
-    def __init__(self, adversary_hidden: int = 32, n_clusters: int = 8, kmeans_every: int = 2,
-                 adversary_warmup: int = 100, adversary_optimizer: OptimizerCallable | None = None, **kwargs):
+    def __init__(self, adversary_hidden: int = 32, adversary_input: str = "kmeans", n_clusters: int = 8,
+                 kmeans_every: int = 2, adversary_warmup: int = 100,
+                 adversary_optimizer: OptimizerCallable | None = None, **kwargs):
         super().__init__(**kwargs)
         self.save_hyperparameters(ignore=["optimizer", "scheduler", "adversary_optimizer"])
-        self.adversary = Adversary(self.net.embed_dim, n_clusters, adversary_hidden)
+        if adversary_input not in ADVERSARY_INPUTS:
+            raise ValueError(f"unknown adversary_input {adversary_input!r}; use one of {list(ADVERSARY_INPUTS)}")
+        extra = {"kmeans": n_clusters, "aps": 2, "embedding": 0}[adversary_input]
+        self.adversary = Adversary(self.net.embed_dim, extra, adversary_hidden)
         self.adversary_optimizer_factory = adversary_optimizer or (lambda p: torch.optim.Adagrad(p, lr=0.01))
         self.register_buffer("centroids", torch.zeros(n_clusters, self.net.embed_dim))
         self.cluster_of: dict[str, int] = {}
@@ -91,7 +122,7 @@ class ARWTask(SpeakerVerificationTask):
         n = self.trainer.num_training_batches
         n = n if n is not None and math.isfinite(n) else 0
         soon = self.global_step + n >= self.hparams.adversary_warmup
-        if soon and (self.kmeans_epoch is None or self.current_epoch - self.kmeans_epoch >= self.hparams.kmeans_every):
+        if self.hparams.adversary_input == "kmeans" and soon and (self.kmeans_epoch is None or self.current_epoch - self.kmeans_epoch >= self.hparams.kmeans_every):
             self.refresh_clusters()
 
     @torch.no_grad()
@@ -135,7 +166,14 @@ class ARWTask(SpeakerVerificationTask):
         if not self.adversary_active:
             return None
         emb = F.normalize(terms["emb"].detach(), dim=-1)
-        return arl_weights(self.adversary(emb, self.clusters(batch["id"], emb)))
+        kind = self.hparams.adversary_input
+        if kind == "kmeans":
+            side = F.one_hot(self.clusters(batch["id"], emb), self.hparams.n_clusters)
+        elif kind == "aps":
+            side = accumulated_pairwise_similarity(terms["cos"].detach(), terms["target"])
+        else:
+            side = None
+        return arl_weights(self.adversary(emb, side))
 
     def adversary_step(self, terms: dict, lam: torch.Tensor | None) -> dict:
         if lam is None:

@@ -84,10 +84,10 @@ def weighted_pair_loss(loss: torch.Tensor, a: torch.Tensor, lam: torch.Tensor | 
     if variant == "pw":
         w = a * (lam[:, None] + lam[None, :])
         return (w * loss).sum() / w.sum().clamp_min(1e-12)
-    if variant == "pl":
+    if variant == "per_sample":
         per = (a * loss).sum(1) / a.sum(1).clamp_min(1e-12)
         return (lam * per).sum() / lam.sum().clamp_min(1e-12)
-    raise ValueError(f"unknown pair weighting {variant!r}; use 'pw' or 'pl'")
+    raise ValueError(f"unknown pair weighting {variant!r}; use 'pw' or 'per_sample'")
 
 
 class AAMSoftmax(nn.Module):
@@ -113,8 +113,8 @@ class SpeakerVerificationTask(ZooTask):
     Args:
         featurizer, encoder: the net's config (FbankFeaturizer / ECAPATDNN kwargs).
         init_from: start from a zoo speaker model (name, folder or Hub id) instead.
-        pair_weighting: ``pw`` or ``pl`` (how per-sample weights enter the pair loss; with weights 1 they
-            differ only in averaging).
+        pair_weighting: ``pw`` (pair weight = sum of its two sample weights) or ``per_sample`` (each sample's
+            balanced mean pair loss weighted by its own weight); with weights 1 they differ only in averaging.
         scale_init, bias_init: initial w, b of the pair logits.
         aam_weight: weight of an AAM-softmax loss over the training speakers (0 disables it); margin, scale.
         crop_seconds: random training crop per utterance (None: whole utterances).
@@ -134,8 +134,8 @@ class SpeakerVerificationTask(ZooTask):
         super().__init__(optimizer, scheduler)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.automatic_optimization = False
-        if pair_weighting not in ("pw", "pl"):
-            raise ValueError(f"unknown pair_weighting {pair_weighting!r}; use 'pw' or 'pl'")
+        if pair_weighting not in ("pw", "per_sample"):
+            raise ValueError(f"unknown pair_weighting {pair_weighting!r}; use 'pw' or 'per_sample'")
         self.init_net(init_from, lambda: SpeakerEmbedder(featurizer, encoder), SpeakerEmbedder,
                       "a speaker-embedding model")
         self.pair_scale = nn.Parameter(torch.tensor(float(scale_init)))
