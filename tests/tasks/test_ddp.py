@@ -51,7 +51,8 @@ class RankProbe(Callback):
 def test_ddp_two_cpu_ranks(tmp_path, an4_root):
     probe = tmp_path / "probe"
     cb = json.dumps({"class_path": "test_ddp.RankProbe", "init_args": {"out_dir": str(probe)}})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "tasks"), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+    path = [str(REPO / "tests" / "tasks"), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path),
            "ZOO_DATA": str(an4_root.parent), "WANDB_MODE": "offline", "WANDB_SILENT": "true",
            "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "TERM": "dumb"}  # CI-like: piped, no TTY
     zoo = Path(sys.executable).parent / "zoo"

@@ -122,7 +122,8 @@ class ARWTask(SpeakerVerificationTask):
         n = self.trainer.num_training_batches
         n = n if n is not None and math.isfinite(n) else 0
         soon = self.global_step + n >= self.hparams.adversary_warmup
-        if self.hparams.adversary_input == "kmeans" and soon and (self.kmeans_epoch is None or self.current_epoch - self.kmeans_epoch >= self.hparams.kmeans_every):
+        due = self.kmeans_epoch is None or self.current_epoch - self.kmeans_epoch >= self.hparams.kmeans_every
+        if self.hparams.adversary_input == "kmeans" and soon and due:
             self.refresh_clusters()
 
     @torch.no_grad()
