@@ -38,6 +38,14 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+def previous_description(folder: Path, name: str) -> str:
+    """The ``release.description`` of the model folder a release replaces (its config.json may be gone by now:
+    the bundled registry remembers it), else ``name``."""
+    from zoo.hub.registry import MODELS
+
+    return (MODELS.get(name) or {}).get("description") or name
+
+
 def fit_block(args) -> str:
     """The card's two commands: train (from shipped configs only) and release, on the same run folder."""
     root = (args.train_yaml.get("trainer") or {}).get("default_root_dir") or f"exp/{args.name}"
@@ -58,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--name", required=True)
-    ap.add_argument("--description", required=True, help="one line for `zoo list` (stored in config.json)")
+    ap.add_argument("--description", default=None, help="one line for `zoo list` (stored in config.json; "
+                    "default: the description of the folder being replaced, else the name)")
     ap.add_argument("--config", required=True, help="the training config (copied next to the weights)")
     ap.add_argument("--train-minutes", type=float, default=None, help="wall-clock training time, for the card")
     ap.add_argument("--summary", default=None, help="first paragraph of the card")
@@ -104,7 +113,7 @@ def release(args) -> Path:
     args.train_yaml = yaml.safe_load(train_cfg.read_text()) or {}  # read once: the card's recipe and data
     model = load_folder(out)
     cfg = json.loads((out / "config.json").read_text())
-    cfg["release"] = {"description": args.description}  # what `zoo list` shows: the bundled folders are the registry
+    cfg["release"] = {"description": args.description or previous_description(out, args.name)}  # what `zoo list` shows: the bundled folders are the registry
     if is_multitalker(model):
         report, cfg["results"], results_md, recipe_md, eval_file = multitalker_results(args, model, train_cfg)
     else:

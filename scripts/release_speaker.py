@@ -47,7 +47,9 @@ def release(ckpt, out, name, config=None, data_dir=None, n_boot: int = 1000, sum
     print(report)
 
     cfg = json.loads((out / "config.json").read_text())
-    cfg["release"] = {"description": description or name}  # what `zoo list` shows: the bundled folders are the registry
+    from zoo.hub.registry import MODELS
+
+    cfg["release"] = {"description": description or (MODELS.get(name) or {}).get("description") or name}  # what `zoo list` shows: the bundled folders are the registry
     cfg["verification"] = {"threshold": threshold, "score": "cosine",
                            "calibrated_on": f"EER point of AN4-SV dev ({len(dev_trials)} trials, 10 speakers)"}
     ci = rep.get("ci", {})
@@ -106,7 +108,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--name", required=True)
-    ap.add_argument("--description", required=True, help="one line for `zoo list` (stored in config.json)")
+    ap.add_argument("--description", default=None, help="one line for `zoo list` (stored in config.json; "
+                    "default: the description of the folder being replaced, else the name)")
     ap.add_argument("--config", default=None, help="the training config (copied next to the weights)")
     ap.add_argument("--out", default=None, help="model folder (default checkpoints/NAME)")
     ap.add_argument("--data-dir", default=None)

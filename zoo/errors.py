@@ -29,3 +29,15 @@ class ConfigError(ZooError):
 
 class OutputExistsError(ZooError):
     """An output that already exists and would be replaced (``--force`` replaces it)."""
+
+
+def find_zoo_error(exc: BaseException | None) -> "ZooError | None":
+    """The ZooError that caused ``exc`` (jsonargparse and Lightning wrap errors raised while building the task or
+    data), else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ZooError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -36,7 +36,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from zoo.data import SpeechDataModule
-from zoo.errors import ConfigError, ZooError
+from zoo.errors import ConfigError, ZooError, find_zoo_error
 
 DEFAULT_TASK = "zoo.tasks.TransducerTask"
 
@@ -95,9 +95,7 @@ class ZooLightningCLI(LightningCLI):
         except ZooError:
             raise
         except (ValueError, TypeError, KeyError, MisconfigurationException) as e:
-            from zoo.cli.main import _zoo_error
-
-            if _zoo_error(e) is not None:
+            if find_zoo_error(e) is not None:
                 raise
             raise ConfigError(f"{one_line(str(e))} — see zoo {self.subcommand or 'fit'} --help") from e
 

@@ -17,6 +17,8 @@ import os
 import re
 import sys
 
+from zoo.errors import find_zoo_error
+
 LIGHTNING_COMMANDS = {
     "fit": "train a task (Lightning CLI): zoo fit --config CONFIG [--trainer.max_steps N ...]; zoo fit --help",
     "validate": "validate a checkpoint or model folder on the dev split (Lightning CLI; metrics on stdout)",
@@ -31,20 +33,6 @@ QUIET_WARNINGS = (
 )
 
 
-def _zoo_error(exc: BaseException):
-    """The ZooError that caused ``exc`` (jsonargparse and Lightning wrap errors raised while building the task or
-    data), else None."""
-    from zoo.errors import ZooError
-
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, ZooError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def _network_error(exc: BaseException) -> bool:
     from zoo.hub.folder import network_errors
 
@@ -55,7 +43,7 @@ def _network_error(exc: BaseException) -> bool:
 def user_error(exc: BaseException) -> tuple[str, int] | None:
     """(one-line message, exit status) for an exception that is the user's to fix, else None (a bug: the
     traceback is shown)."""
-    z = _zoo_error(exc)
+    z = find_zoo_error(exc)
     if z is not None:
         return str(z), 2
     if _network_error(exc):
