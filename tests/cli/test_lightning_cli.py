@@ -18,8 +18,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from zoo.cli.main import main
 from zoo.cli.lightning import run
+from zoo.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "configs" / "ci" / "tiny.yaml")
@@ -259,8 +259,9 @@ def test_task_estimates_stats_without_a_datamodule():
     """``trainer.fit(task, train_dataloaders=...)`` (no DataModule): stats come from the given loader."""
     import lightning as L
 
-    from helpers import TINY_MODEL
     from zoo.tasks import TransducerTask
+
+    from helpers import TINY_MODEL
 
     g = torch.Generator().manual_seed(0)
     batches = [{"audio": torch.randn(2, 16000, generator=g) * 0.1, "audio_lens": torch.tensor([16000, 12000]),

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from helpers import lively_net
 from zoo.audio import load_audio
 from zoo.cli.main import main
-from zoo.models.base import model_config, save_pretrained
 from zoo.hub import from_pretrained
 from zoo.metrics.wer import error_rates
+from zoo.models.base import model_config, save_pretrained
+
+from helpers import lively_net
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,16 @@ import pytest
 import soundfile as sf
 
 from zoo.cli.main import main
+from zoo.data.mix import (
+    OVERLAP_BINS,
+    SessionMixer,
+    cut_turns,
+    make_sessions,
+    read_mix_manifest,
+    write_an4_mix,
+    write_mix_manifest,
+)
 from zoo.errors import ManifestError
-from zoo.data.mix import (OVERLAP_BINS, SessionMixer, cut_turns, make_sessions, read_mix_manifest,
-                          write_an4_mix, write_mix_manifest)
 from zoo.metrics.multitalker import overlap_ratio
 
 
