@@ -272,3 +272,15 @@ def test_task_estimates_stats_without_a_datamodule():
                   enable_progress_bar=False, enable_model_summary=False)
     t.fit(task, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     assert bool((task.net.featurizer.mean != 0).any()) and t.global_step == 1
+
+
+def test_seed_everything_is_honoured_and_a_conflict_is_one_line(tmp_path, an4_root, capsys):
+    """--seed_everything used to be silently replaced by --seed (default 0)."""
+    from zoo.cli.main import main
+
+    cli = run(["validate", *tiny_args(tmp_path / "a", an4_root), "--seed_everything", "7"])
+    assert cli.config["validate"]["seed"] == 7 and cli.config["validate"]["seed_everything"] == 7
+    capsys.readouterr()
+    assert main(["validate", *tiny_args(tmp_path / "b", an4_root), "--seed", "3", "--seed_everything", "7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "disagree" in err[0] and err[0].startswith("error:")

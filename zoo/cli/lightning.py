@@ -118,7 +118,8 @@ class ZooLightningCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         cfg = self.config.get(self.subcommand, self.config)
         _check_run_options(self.subcommand, cfg)
-        L.seed_everything(cfg.get("seed", 0), workers=True, verbose=False)  # the seed is in the saved config
+        seed = _one_seed(cfg)
+        L.seed_everything(seed, workers=True, verbose=False)  # the seed is in the saved config
         root = cfg.get("trainer.default_root_dir")
         if root:
             loggers = cfg.get("trainer.logger")
@@ -154,6 +155,18 @@ def _single_process(cfg) -> bool:
     strategy = cfg.get("trainer.strategy", "auto")
     return (cfg.get("trainer.num_nodes", 1) == 1 and strategy in ("auto", None)
             and (devices in ("1", "[0]") or (devices == "auto" and accel == "cpu")))
+
+
+def _one_seed(cfg) -> int:
+    """The run's seed: ``--seed``, or Lightning's own ``--seed_everything`` when that is given instead (then written
+    back as ``seed``, so the saved config holds one value). Both given and different: a one-line error."""
+    seed, other = cfg.get("seed", 0), cfg.get("seed_everything")
+    if isinstance(other, int) and not isinstance(other, bool):
+        if seed not in (0, other):
+            raise ConfigError(f"--seed {seed} and --seed_everything {other} disagree — give one seed (--seed)")
+        seed = cfg.seed = other
+    cfg.seed_everything = seed
+    return seed
 
 
 _OPTIONS: set[str] = set()  # option strings of the subcommand last parsed (for messages: zoo.cli.main)
