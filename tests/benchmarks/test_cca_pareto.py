@@ -75,7 +75,8 @@ def inputs(tmp_path, an4_wavs):
     ckpt = {"zoo_config": model_config(cca), "hyper_parameters": {"compute_weight": 0.5},
             "state_dict": {f"net.{k}": v for k, v in cca.state_dict().items()}}
     torch.save(ckpt, run / "checkpoints" / "best-step=40-val_wer=0.5000.ckpt")
-    torch.save({**ckpt, "hyper_parameters": {"compute_weight": 9.0}}, run / "checkpoints" / "best-step=20-val_wer=0.9000.ckpt")
+    torch.save({**ckpt, "hyper_parameters": {"compute_weight": 9.0}},
+               run / "checkpoints" / "best-step=20-val_wer=0.9000.ckpt")
     torch.save({**ckpt, "hyper_parameters": {"compute_weight": 7.0}}, run / "checkpoints" / "last.ckpt")
     man = tmp_path / "m.jsonl"
     man.write_text("".join(json.dumps({"audio_filepath": str(p), "text": "TWO SIX EIGHT", "duration": 1.0}) + "\n"
@@ -86,7 +87,8 @@ def inputs(tmp_path, an4_wavs):
 def test_pareto_script_end_to_end(pareto, inputs, tmp_path, capsys):
     srcs, man = inputs
     out = tmp_path / "report"
-    assert pareto.main([*srcs, "--manifest", str(man), "--repeats", "2", "--chunk-ms", "160", "--out-dir", str(out)]) == 0
+    assert pareto.main([*srcs, "--manifest", str(man), "--repeats", "2", "--chunk-ms", "160",
+                        "--out-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     png = (out / "cca_pareto.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
@@ -226,8 +228,8 @@ def test_cca_init_from_allon_checkpoint(tmp_path):
 
     allon = _tiny_net({**TINY, "gated": False}, 0)
     ck = tmp_path / "allon.ckpt"
-    torch.save({"zoo_config": model_config(allon), "state_dict": {f"net.{k}": v for k, v in allon.state_dict().items()}},
-               ck)
+    torch.save({"zoo_config": model_config(allon),
+                "state_dict": {f"net.{k}": v for k, v in allon.state_dict().items()}}, ck)
     mod = _load("cca_init_from_allon", "scripts/cca_init_from_allon.py")
     assert mod.main([str(ck), str(tmp_path / "init")]) == 0
     net = from_pretrained(tmp_path / "init")

@@ -113,7 +113,8 @@ def test_audit_bad_input(case, tiny_folder, an4_small, tmp_path, capsys):
     base = ["audit", "--model", str(tiny_folder), "--manifest", str(an4_small["manifest"]), "--out", str(out), *FAST]
     args = {"no_geo": ["--method", "geo", "--metadata", str(an4_small["metadata"])],
             "bad_column": ["--method", "metadata", "--metadata", str(an4_small["metadata"]), "--columns", "accent"],
-            "unknown_model": ["--method", "metadata", "--metadata", str(an4_small["metadata"]), "--model", "no-such-model"],
+            "unknown_model": ["--method", "metadata", "--metadata", str(an4_small["metadata"]),
+                              "--model", "no-such-model"],
             "no_speaker_model": ["--method", "embedding"],
             "asr_as_speaker": ["--method", "embedding", "--speaker-model", str(tiny_folder)],
             "csv_no_speaker_col": ["--method", "metadata", "--metadata", str(tmp_path / "bad.csv")],
@@ -124,7 +125,8 @@ def test_audit_bad_input(case, tiny_folder, an4_small, tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("name,gender\nfcaw,f\n")
     (tmp_path / "partial.csv").write_text("speaker,gender\nfcaw,f\n")
     first = an4_small["manifest"].read_text().splitlines()[0]
-    (tmp_path / "nospk.jsonl").write_text(json.dumps({k: v for k, v in json.loads(first).items() if k != "speaker"}) + "\n")
+    nospk = {k: v for k, v in json.loads(first).items() if k != "speaker"}
+    (tmp_path / "nospk.jsonl").write_text(json.dumps(nospk) + "\n")
     if case == "out_not_audit":
         out.mkdir()
         (out / "precious.txt").write_text("keep me")
@@ -132,8 +134,9 @@ def test_audit_bad_input(case, tiny_folder, an4_small, tmp_path, capsys):
     assert main(base + args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
-    want = {"no_geo": "lat", "bad_column": "accent", "unknown_model": "no-such-model", "no_speaker_model": "--speaker-model",
-            "asr_as_speaker": "not a speaker-embedding model", "csv_no_speaker_col": "'speaker' column",
+    want = {"no_geo": "lat", "bad_column": "accent", "unknown_model": "no-such-model",
+            "no_speaker_model": "--speaker-model", "asr_as_speaker": "not a speaker-embedding model",
+            "csv_no_speaker_col": "'speaker' column",
             "csv_missing_speaker": "fjlp", "out_not_audit": "not an earlier audit", "no_speaker_field": "speaker",
             "missing_manifest": "not found"}[case]
     assert want in err[0]
@@ -259,10 +262,12 @@ def test_mitigation_script_plans_every_method_and_tabulates(tiny_folder, an4_sma
     spec.loader.exec_module(fm)
     audit = tmp_path / "audit"
     assert main(["audit", "--model", str(tiny_folder), "--manifest", str(an4_small["manifest"]), "--metadata",
-                 str(an4_small["metadata"]), "--method", "metadata", "--columns", "gender", "--out", str(audit), *FAST]) == 0
+                 str(an4_small["metadata"]), "--method", "metadata", "--columns", "gender", "--out", str(audit),
+                 *FAST]) == 0
     capsys.readouterr()
-    assert fm.main(["--audit", str(audit), "--cohort-set", "gender", "--cohort", "gender=f", "--model", str(tiny_folder),
-                    "--data-dir", str(an4_root.parent), "--dry-run", "--max_steps", "7", "--out", str(tmp_path / "mit")]) == 0
+    assert fm.main(["--audit", str(audit), "--cohort-set", "gender", "--cohort", "gender=f",
+                    "--model", str(tiny_folder), "--data-dir", str(an4_root.parent), "--dry-run", "--max_steps", "7",
+                    "--out", str(tmp_path / "mit")]) == 0
     out = capsys.readouterr().out
     first = out.splitlines()[0]
     from zoo.data import an4_cuts

@@ -42,7 +42,8 @@ def test_speechocean762_splits_are_speaker_disjoint_with_metadata(so762):
     assert len(so762["train"]) + len(so762["dev"]) == 2500 and len(so762["test"]) == 2500
     groups = {(c.supervisions[0].custom["age_group"], c.supervisions[0].gender) for c in so762["dev"]}
     assert groups == {("child", "f"), ("child", "m"), ("adult", "f"), ("adult", "m")}
-    s = so762["test"][0].supervisions[0] if hasattr(so762["test"], "__getitem__") else next(iter(so762["test"])).supervisions[0]
+    test = so762["test"]
+    s = test[0].supervisions[0] if hasattr(test, "__getitem__") else next(iter(test)).supervisions[0]
     assert s.text == s.text.upper() and s.custom["corpus"] == "speechocean762" and isinstance(s.custom["age"], int)
     audio = next(iter(so762["dev"])).load_audio()  # Ogg/Opus through lhotse + soundfile
     assert audio.shape[0] == 1 and audio.shape[1] > 1000 and abs(audio).max() > 0

@@ -113,7 +113,8 @@ def test_missing_manifest(tmp_path):
 
 def test_not_utf8_names_the_line(tmp_path, wav):
     m = tmp_path / "latin1.jsonl"
-    m.write_bytes(json.dumps(GOOD).encode() + b"\n" + '{"audio_filepath": "a.wav", "text": "caf\xe9"}\n'.encode("latin-1"))
+    latin1 = '{"audio_filepath": "a.wav", "text": "caf\xe9"}\n'.encode("latin-1")
+    m.write_bytes(json.dumps(GOOD).encode() + b"\n" + latin1)
     msg = _error(read_manifest, m)
     assert msg.startswith(f"{m}:2: not UTF-8") and "0xe9" in msg, msg
     assert "not UTF-8" in _error(load_cuts, m)

@@ -15,7 +15,8 @@ from zoo.metrics.wer import error_rates
 def manifest(tmp_path, an4_root, an4_wavs):
     import soundfile as sf
 
-    lines = dict(l.rsplit(" (", 1)[::-1] for l in (an4_root / "etc" / "an4_test.transcription").read_text().splitlines())
+    transcription = (an4_root / "etc" / "an4_test.transcription").read_text().splitlines()
+    lines = dict(line.rsplit(" (", 1)[::-1] for line in transcription)
     m = tmp_path / "m.jsonl"
     with open(m, "w") as f:
         for w in an4_wavs[:3]:
@@ -65,7 +66,7 @@ def test_load_eval_set_an4_keeps_speaker_metadata(an4_root):
     from zoo.evaluation.asr import load_eval_set
 
     items = load_eval_set("an4", "test", data_dir=an4_root.parent)
-    refs = [l.rsplit(" (", 1)[0].strip() for l in (an4_root / "etc" / "an4_test.transcription").read_text()
+    refs = [line.rsplit(" (", 1)[0].strip() for line in (an4_root / "etc" / "an4_test.transcription").read_text()
             .splitlines()]
     assert [it["text"] for it in items] == refs
     assert {it["speaker"] for it in items} == {p.name for p in (an4_root / "wav" / "an4test_clstk").iterdir()}
@@ -83,10 +84,10 @@ def test_load_eval_set_speechocean762_keeps_age_and_gender():
     _corpus_or_skip("speechocean762")
     d = _data_root() / "speechocean762"
     items = load_eval_set("speechocean762", "test", data_dir=_data_root())
-    n_test = len([l for l in (d / "test" / "text").read_text().splitlines() if l.strip()])
+    n_test = len([line for line in (d / "test" / "text").read_text().splitlines() if line.strip()])
     assert len(items) == n_test
-    ages = dict(l.split() for l in (d / "test" / "spk2age").read_text().splitlines() if l.strip())
-    genders = dict(l.split() for l in (d / "test" / "spk2gender").read_text().splitlines() if l.strip())
+    ages = dict(line.split() for line in (d / "test" / "spk2age").read_text().splitlines() if line.strip())
+    genders = dict(line.split() for line in (d / "test" / "spk2gender").read_text().splitlines() if line.strip())
     for it in items[:: max(1, len(items) // 50)]:
         assert it["corpus"] == "speechocean762" and it["age"] == int(ages[it["speaker"]])
         assert it["gender"] == genders[it["speaker"]]
@@ -106,8 +107,8 @@ def test_load_eval_set_alphanumeric_has_prompts_and_accent_metadata():
 
     _corpus_or_skip("alphanumeric")
     items = load_eval_set("alphanumeric", "test", data_dir=_data_root())
-    prompts = [_json.loads(l) for l in (_data_root() / "alphanumeric" / "prompts.jsonl").read_text().splitlines()
-               if l.strip()]
+    prompts = [_json.loads(line) for line in (_data_root() / "alphanumeric" / "prompts.jsonl").read_text()
+               .splitlines() if line.strip()]
     want = {(p["kind"], p["speaker"]): p["prompt_words"] for p in prompts
             if p["kind"] in ("names", "numbers") and p["prompt_words"]}
     assert {(it["kind"], it["speaker"]): it["text"] for it in items} == want
@@ -177,7 +178,8 @@ def _bench():
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("asr_bench", Path(__file__).resolve().parents[2] / "benchmarks" / "asr.py")
+    spec = importlib.util.spec_from_file_location("asr_bench",
+                                                  Path(__file__).resolve().parents[2] / "benchmarks" / "asr.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -205,7 +207,7 @@ def test_benchmark_table_with_limit(tiny_folder, an4_root, capsys):
         assert ps["lm"]["an4"]["corpora"] == ps["lm"]["an4-8k"]["corpora"] == ["an4"]  # the domain LM
         assert rows["pocketsphinx-generic"]["lm"]["an4"]["corpora"] == []
         best = min(rows[p]["sets"]["an4"]["wer"] for p in ("pocketsphinx", "pocketsphinx-generic"))
-        tiny_line = next(l for l in out.splitlines() if l.startswith(str(tiny_folder)))
+        tiny_line = next(line for line in out.splitlines() if line.startswith(str(tiny_folder)))
         if best > 0:
             assert f" {tiny['sets']['an4']['wer'] / best:.2f} " in tiny_line + " "
     else:

@@ -22,7 +22,8 @@ needs_ps = pytest.mark.skipif(not pocketsphinx_available(), reason="pocketsphinx
 
 
 def read_arpa(path):
-    """{order: {ngram tuple: (log10 p, log10 bow)}} and the \\data\\ counts, parsed independently of zoo.evaluation.peers."""
+    """{order: {ngram tuple: (log10 p, log10 bow)}} and the \\data\\ counts, parsed independently of
+    zoo.evaluation.peers."""
     grams, counts, order = {1: {}, 2: {}, 3: {}}, {}, None
     for line in open(path, encoding="utf-8"):
         line = line.strip()
@@ -134,7 +135,7 @@ def test_pocketsphinx_peer_transcribes_real_an4(tmp_path, an4_root, an4_wavs):
     peer = PocketsphinxPeer(data_dir=an4_root.parent, corpora=("an4",), cache_dir=tmp_path / "cache")
     assert peer.lm_path.is_file() and peer.dict_path.is_file() and not peer.missing_words
     assert "ngram 3=" in peer.lm_path.read_text()
-    refs = dict(l.rsplit(" (", 1)[::-1] for l in (an4_root / "etc" / "an4_test.transcription").read_text()
+    refs = dict(line.rsplit(" (", 1)[::-1] for line in (an4_root / "etc" / "an4_test.transcription").read_text()
                 .splitlines())
     wavs = [load_audio(p, 16000) for p in an4_wavs[:2]]
     hyps = peer.transcribe([w.numpy() for w in wavs])

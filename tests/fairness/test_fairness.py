@@ -22,7 +22,8 @@ def test_cohort_wer_gap_share_and_spread_by_hand():
     labels = ["X", "X", "X", "Y", "Y", "Z"]
     rows = {x["cohort"]: x for x in cohort_stats(r, labels, n_boot=200)}
     assert rows["X"]["wer"] == pytest.approx(4 / 30) and rows["Y"]["wer"] == pytest.approx(8 / 20)
-    assert rows["X"]["speakers"] == 2 and rows["X"]["utterances"] == 3 and rows["X"]["share_speakers"] == pytest.approx(2 / 5)
+    assert rows["X"]["speakers"] == 2 and rows["X"]["utterances"] == 3
+    assert rows["X"]["share_speakers"] == pytest.approx(2 / 5)
     assert rows["Y"]["share_words"] == pytest.approx(20 / 55)
     # speaker bootstrap of Y (speakers c: 3/10, d: 5/10): every resample is 0.3, 0.4 or 0.5
     assert 0.3 - 1e-9 <= rows["Y"]["low"] <= 0.4 <= rows["Y"]["high"] <= 0.5 + 1e-9
@@ -65,7 +66,8 @@ def test_geo_partition_recovers_planted_region_and_random_partition_does_not():
     assert found["passed"], found
     # the worst region's box lies inside the planted one, up to sampling of the speaker positions
     worst = max(regions, key=lambda r: r["wer"])["rule"]
-    assert worst["lat"][0] is not None and worst["lat"][0] >= 39 and worst["lon"][1] is not None and worst["lon"][1] <= -99
+    assert worst["lat"][0] is not None and worst["lat"][0] >= 39
+    assert worst["lon"][1] is not None and worst["lon"][1] <= -99
     # the same number of random regions of the same sizes fails the same check
     rng = np.random.default_rng(1)
     spk = list(rng.permutation(sorted(table)))

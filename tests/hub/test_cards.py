@@ -52,7 +52,8 @@ def test_released_card_matches_config(name):
         assert card_metrics["WER (greedy)"] == pytest.approx(100 * res["greedy"]["wer"], abs=0.01)
         assert f"{100 * res['greedy']['wer']:.2f}" in card.text          # the table shows the same number
         assert "zoo evaluate --model " + name in card.text             # ... with its command
-        expected = {"eval_an4_test.txt"} | ({"tokenizer.model"} if cfg["tokenizer"]["type"] == "sentencepiece" else set())
+        sentencepiece = cfg["tokenizer"]["type"] == "sentencepiece"
+        expected = {"eval_an4_test.txt"} | ({"tokenizer.model"} if sentencepiece else set())
     assert (folder / "train_config.yaml").is_file()                 # ... and the config that trained it
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         {"README.md", "config.json", "model.safetensors", "train_config.yaml"} | expected

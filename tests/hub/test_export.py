@@ -159,7 +159,7 @@ def test_choose_average_scores_dev_and_picks(tmp_path, capsys, an4_root):
     assert mod.main([str(root / "checkpoints"), "--n", "1", "2", "--corpora", "an4",
                      "--data-dir", str(an4_root.parent)]) == 0
     out = capsys.readouterr().out.splitlines()
-    rows = [l.split() for l in out if l.strip()[:1].isdigit()]
+    rows = [line.split() for line in out if line.strip()[:1].isdigit()]
     assert [r[0] for r in rows] == ["1", "2"]
     pooled = {r[0]: float(r[2]) for r in rows}
     chosen = out[-1].split()[-1]

@@ -23,7 +23,7 @@ from huggingface_hub.errors import (
 )
 
 try:
-    from hub_server import HubServer, git_blob_oid, hub_env
+    from hub_server import HubServer, git_blob_oid
 except ImportError:  # tests/ turned into a package, or --import-mode=importlib
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from hub_server import HubServer, git_blob_oid

@@ -97,7 +97,7 @@ def exists(p: str) -> bool:
 @pytest.mark.parametrize("doc,line,cmd,path,made", list(cases()))
 def test_command_paths_exist_or_are_made_earlier(doc, line, cmd, path, made):
     fixed = re.split(r"[<>*{}]", path)[0]  # a pattern (exp/run_s*/...) matches what starts like it
-    ok = exists(path) or any(path == m or path.startswith(m.rstrip("/") + "/") or (fixed != path and m.startswith(fixed))
-                             for m in made)
+    ok = exists(path) or any(path == m or path.startswith(m.rstrip("/") + "/")
+                             or (fixed != path and m.startswith(fixed)) for m in made)
     assert ok, f"{doc.relative_to(REPO)} (block at line {line}): `{cmd}` names {path}, which is not in the repo " \
                f"and no earlier command of the block writes it"

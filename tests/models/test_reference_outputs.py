@@ -11,7 +11,8 @@ REFERENCE = json.loads((ROOT / "tests" / "fixtures" / "reference_outputs.json").
 
 
 def _maker():
-    spec = importlib.util.spec_from_file_location("make_reference_outputs", ROOT / "scripts" / "make_reference_outputs.py")
+    spec = importlib.util.spec_from_file_location("make_reference_outputs",
+                                                  ROOT / "scripts" / "make_reference_outputs.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -191,8 +191,9 @@ def test_issue4_configs_share_the_lstm_recipe_and_size():
         assert cfg["trainer"]["max_steps"] == base["trainer"]["max_steps"]
         assert cfg["trainer"]["default_root_dir"] == f"exp/{name}"
     lam = lambda n: yaml.safe_load((REPO / f"configs/asr/{n}.yaml").read_text())["model"]["init_args"]["compute_weight"]  # noqa: E731
-    assert (encs["transformer_rnnt_an4"].gated, encs["transformer_rnnt_an4"].window, lam("transformer_rnnt_an4")) == (False, 0, 0)
-    assert encs["cca_transformer_an4"].gated and encs["cca_transformer_an4"].window == 0 and lam("cca_transformer_an4") > 0
+    base_enc, cca_enc = encs["transformer_rnnt_an4"], encs["cca_transformer_an4"]
+    assert (base_enc.gated, base_enc.window, lam("transformer_rnnt_an4")) == (False, 0, 0)
+    assert cca_enc.gated and cca_enc.window == 0 and lam("cca_transformer_an4") > 0
     assert encs["transformer_window_an4"].window > 0 and not encs["transformer_window_an4"].gated
     sizes = {k: {kk: v for kk, v in e.config().items() if kk not in ("gated", "window")} for k, e in encs.items()}
     assert len({str(s) for s in sizes.values()}) == 1  # one architecture, only gates / window differ

@@ -3,9 +3,9 @@ slow to import and ``zoo transcribe --manifest`` needs neither."""
 import importlib
 
 _EXPORTS = {"an4_cuts": "an4", "an4_speaker_split": "an4", "data_root": "an4", "make_trials": "trials",
-            "read_trials": "trials", "write_trials": "trials", "write_sv_data": "trials", "AudioBatchDataset": "datamodule",
-            "SpeechDataModule": "datamodule", "load_cuts": "manifest", "read_manifest": "manifest",
-            "write_manifest": "manifest"}
+            "read_trials": "trials", "write_trials": "trials", "write_sv_data": "trials",
+            "AudioBatchDataset": "datamodule", "SpeechDataModule": "datamodule", "load_cuts": "manifest",
+            "read_manifest": "manifest", "write_manifest": "manifest"}
 
 
 def __getattr__(name: str):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from zoo.errors import ManifestError
+from zoo.io import atomic_path
 
 if TYPE_CHECKING:  # lhotse is imported where needed: read_manifest (used by the CLI) needs only json
     from lhotse import CutSet, Recording
@@ -353,13 +354,8 @@ def write_manifest(cuts: CutSet, path: str | Path, with_id: bool = False) -> Pat
 
     ``with_id``: also write each cut's ``id`` (trials files name utterances by it)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
+    with atomic_path(path) as tmp:  # never leaves a partial file behind
         _write_entries(cuts, tmp, path.parent.resolve(), with_id)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)  # never leave a partial file behind
     return path
 
 

@@ -28,7 +28,7 @@ from zoo.audio import load_audio
 # the session manifest reader lives with the other readers (zoo.data.manifest imports no zoo.data module)
 from zoo.data.manifest import _turn_cut, build_session, is_mix_manifest, read_mix_manifest  # noqa: F401
 from zoo.errors import ZooError
-from zoo.io import atomic_write_text
+from zoo.io import atomic_path, atomic_write_text
 from zoo.metrics.multitalker import overlap_ratio
 
 # per-transition overlap ratio ranges (overlap / shorter turn); "none" = a gap instead
@@ -229,10 +229,7 @@ def mix_files(a: str | Path, b: str | Path, offset: float, out: str | Path) -> t
     Peaks above full scale are scaled down. Written to a temp file in ``out``'s folder, then renamed.
     Returns (out, duration_s, sample_rate).
     """
-    import tempfile
-
     import soundfile as sf
-
 
     if offset < 0:
         raise ZooError(f"--offset must be >= 0 s (got {offset})")
@@ -258,13 +255,6 @@ def mix_files(a: str | Path, b: str | Path, offset: float, out: str | Path) -> t
         y *= 0.999 / peak
     if not out.parent.is_dir():
         raise ZooError(f"output folder does not exist: {out.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, y, sr, format=fmt.upper())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(out) as tmp:
+        sf.write(str(tmp), y, sr, format=fmt.upper())
     return out, y.size / sr, sr

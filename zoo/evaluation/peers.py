@@ -19,7 +19,6 @@ import hashlib
 import math
 import os
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -27,6 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.io import atomic_write_text
 
 BOS, EOS = "<s>", "</s>"
 SAMPLE_RATE = 16000
@@ -146,7 +146,7 @@ def write_arpa(sentences: Iterable[Sequence[str]], path: str | os.PathLike, meth
     lines += ["", "\\3-grams:"]
     lines += [f"{lg(p3[k]):.6f}\t{' '.join(k)}" for k in sorted(p3)]
     lines += ["", "\\end\\", ""]
-    return _atomic_write(Path(path), "\n".join(lines))
+    return atomic_write_text(path, "\n".join(lines))
 
 
 def write_arpabo(sentences: Iterable[Sequence[str]], path: str | os.PathLike, discount: float = 0.5) -> Path:
@@ -162,7 +162,7 @@ def write_arpabo(sentences: Iterable[Sequence[str]], path: str | os.PathLike, di
     lm.compute()
     buf = StringIO()
     lm.write(buf)
-    return _atomic_write(Path(path), buf.getvalue())
+    return atomic_write_text(path, buf.getvalue())
 
 
 def training_sentences(corpora: Sequence[str] = DEFAULT_CORPORA, data_dir=None,
@@ -225,7 +225,7 @@ def write_dictionary(d: dict[str, list[str]], path: str | os.PathLike) -> Path:
     lines = []
     for w in sorted(d):
         lines += [f"{w if i == 0 else f'{w}({i + 1})'} {p}" for i, p in enumerate(d[w])]
-    return _atomic_write(Path(path), "\n".join(lines) + "\n")
+    return atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 # --- output normalisation -----------------------------------------------------------------------------
@@ -242,19 +242,6 @@ def normalize_hyp(text: str) -> str:
         else:
             words.append(w)
     return " ".join(_NON_WORD.sub(" ", " ".join(words)).split())
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 def default_cache_dir() -> Path:
