@@ -5,16 +5,19 @@ registered classes are ever instantiated from a config.json."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar, Sequence
 
+import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from zoo._version import __version__
-from zoo.errors import ModelFolderError, ModelNotFoundError
+from zoo.audio import load_inputs
+from zoo.errors import ModelFolderError, ModelNotFoundError, ZooError
 from zoo.text import build_tokenizer
 
 FORMAT_VERSION = 1
@@ -76,6 +79,47 @@ class ZooModel(nn.Module):
     def format_result(self, result) -> list[str]:
         """One input's result -> the lines ``zoo transcribe`` prints after the file name."""
         return [str(result)]
+
+    def load_inputs(self, inputs: Sequence, sample_rate: int | None) -> list[torch.Tensor]:
+        """Paths and/or waveforms -> (S,) float32 tensors at the model's rate (subclasses may check more)."""
+        return load_inputs(inputs, sample_rate, self.sample_rate)
+
+    def map_batches(self, inputs, sample_rate: int | None, batch_size: int, fn: Callable, *,
+                    sort_by_length: bool = False, progress: bool = False, description: str = "") -> list:
+        """The one input batcher of every model: ``inputs`` (a path, a (S,) waveform, or a list of paths /
+        waveforms with ``sample_rate``) loaded at the model's rate, padded into (B, S) batches with (B,) sample
+        counts, ``fn(batch, lens)`` -> B outputs, returned in input order; eval mode while it runs.
+        ``sort_by_length`` loads everything first and batches similar lengths together (less padding)."""
+        if isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1):
+            inputs = [inputs]  # one path or one (S,) tensor / numpy array
+        inputs = list(inputs)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ZooError(f"batch_size must be a whole number >= 1 (got {batch_size!r})")
+        if sort_by_length:
+            loaded = self.load_inputs(inputs, sample_rate)
+            order = sorted(range(len(loaded)), key=lambda i: loaded[i].numel())
+            get = lambda idx: [loaded[i] for i in idx]  # noqa: E731
+        else:
+            order = list(range(len(inputs)))
+            get = lambda idx: self.load_inputs([inputs[i] for i in idx], sample_rate)  # noqa: E731
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        if progress:
+            from rich.progress import track
+            batches = track(batches, description=description, transient=True)
+        out: list = [None] * len(inputs)
+        dev = self.featurizer.mean.device
+        was_training = self.training
+        self.eval()
+        try:
+            for idx in batches:
+                wavs = get(idx)
+                lens = torch.tensor([w.numel() for w in wavs], device=dev)
+                batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True).to(dev)
+                for i, o in zip(idx, fn(batch, lens)):
+                    out[i] = o
+        finally:
+            self.train(was_training)
+        return out
 
     def save_pretrained(self, folder: str | Path, card: str | None = None, **config_extra) -> Path:
         """Write this model as a model folder (atomically)."""

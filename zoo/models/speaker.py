@@ -63,7 +63,7 @@ class SpeakerEmbedder(ZooModel):
         """(B, S) audio -> (B, D) L2-normalised embeddings."""
         return F.normalize(self.encode(wav, lengths)[0], dim=-1)
 
-    def _load_inputs(self, inputs, sample_rate: int | None) -> list[torch.Tensor]:
+    def load_inputs(self, inputs, sample_rate: int | None) -> list[torch.Tensor]:
         out = load_inputs(inputs, sample_rate, self.sample_rate, verb="embedding")
         min_len = self.featurizer.win
         for i, w in enumerate(out):
@@ -80,26 +80,11 @@ class SpeakerEmbedder(ZooModel):
 
         Utterances are batched by length; the result does not depend on the batching.
         """
-        if isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1):
-            inputs = [inputs]
-        inputs = list(inputs)
-        if not inputs:
+        if isinstance(inputs, (list, tuple)) and not inputs:
             raise ZooError("nothing to embed: give at least one audio file or waveform")
-        if batch_size < 1:
-            raise ZooError(f"batch_size must be at least 1 (got {batch_size})")
-        wavs = self._load_inputs(inputs, sample_rate)
-        was_training = self.training
-        self.eval()
-        dev = self.featurizer.mean.device
-        out = torch.empty(len(wavs), self.embed_dim, device=dev)
-        order = sorted(range(len(wavs)), key=lambda i: wavs[i].numel())
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
-            lens = torch.tensor([wavs[i].numel() for i in idx], device=dev)
-            batch = torch.nn.utils.rnn.pad_sequence([wavs[i] for i in idx], batch_first=True).to(dev)
-            out[idx] = self(batch, lens)
-        self.train(was_training)
-        return out.cpu()
+        out = self.map_batches(inputs, sample_rate, batch_size, lambda wav, lens: self(wav, lens),
+                               sort_by_length=True)
+        return torch.stack(out).cpu()
 
     @staticmethod
     def score(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

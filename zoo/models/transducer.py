@@ -2,13 +2,11 @@
 ``transcribe()`` and ``stream()``. This is what ``zoo.from_pretrained`` returns for ASR models."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 
-from zoo.audio import load_inputs
 from zoo.errors import ZooError
 from zoo.models.base import ZooModel, register_architecture
 from zoo.models.decoding import GreedyState, beam_search, greedy_search, init_greedy_state
@@ -80,31 +78,11 @@ class TransducerASR(ZooModel):
 
         Returns one string per input, in order.
         """
-        if isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1):
-            inputs = [inputs]  # one path or one (S,) tensor / numpy array
-        inputs = list(inputs)
-        if batch_size < 1:
-            raise ZooError(f"batch_size must be at least 1 (got {batch_size})")
         if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
             raise ZooError(f"beam_size must be a whole number >= 1 (1 = greedy; got {beam_size!r})")
-        was_training = self.training
-        self.eval()
-        texts: list[str] = [""] * len(inputs)
-        order = list(range(len(inputs)))
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        it: Iterable = batches
-        if progress:
-            from rich.progress import track
-            it = track(batches, description="transcribing", transient=True)
-        for idx in it:
-            wavs = load_inputs([inputs[i] for i in idx], sample_rate, self.sample_rate)
-            dev = self.featurizer.mean.device
-            lens = torch.tensor([w.numel() for w in wavs], device=dev)
-            batch = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True).to(dev)
-            for i, out in zip(idx, self._transcribe_batch(batch, lens, beam_size)):
-                texts[i] = out
-        self.train(was_training)
-        return texts
+        return self.map_batches(inputs, sample_rate, batch_size,
+                                lambda wav, lens: self._transcribe_batch(wav, lens, beam_size),
+                                progress=progress, description="transcribing")
 
     def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int) -> list:
         """One padded batch (B, S) -> B outputs (here texts; subclasses may return richer results)."""
