@@ -46,8 +46,9 @@ def reference_outputs(names: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or None
-    res = reference_outputs(names)
+    names = sys.argv[1:] or None  # names given: only those are (re)computed, the rest is kept
     dest = ROOT / "tests" / "fixtures" / "reference_outputs.json"
+    res = {**(json.loads(dest.read_text()) if names and dest.is_file() else {}), **reference_outputs(names)}
+    res = dict(sorted(res.items()))
     dest.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {dest} ({len(res)} models)")
