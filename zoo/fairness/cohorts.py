@@ -9,7 +9,11 @@ Each discovered cohort also carries a **rule** (JSON) that decides membership of
 ``{"type": "values", "column", "values"}``, ``{"type": "threshold", "column", "op": "<=" | ">", "threshold"}``,
 ``{"type": "centroid", "centroids", "cluster"}`` (nearest k-means centroid of the speaker's mean embedding),
 ``{"type": "box", "lat": [lo, hi], "lon": [lo, hi]}`` (``lo <= x < hi``, null = unbounded) or
-``{"type": "speakers", "speakers"}``.
+``{"type": "speakers", "speakers"}``. The same rules put *held-out* speakers into cohorts discovered on other
+speakers (``assign_cohorts``; ``split_speakers`` makes a deterministic discovery / scoring split).
+
+A missing attribute value (None or empty, e.g. an alphanumeric speaker without a gender) is the value
+``MISSING`` ("unknown"): its own metadata cohort, never on either side of a numeric threshold.
 """
 from __future__ import annotations
 
@@ -21,20 +25,23 @@ import numpy as np
 
 from zoo.errors import ZooError
 
+MISSING = "unknown"
+
 
 # --- speaker table ------------------------------------------------------------------------------------------
 def speaker_table(records: list[dict], columns: list[str] | tuple = ()) -> dict[str, dict]:
     """{speaker: {"errors", "words", "utterances", column: majority value over the speaker's utterances}}.
 
     The *majority attribute*: a column that varies within a speaker takes its most frequent value (ties: the
-    first seen), as Dheram et al. give each speaker the majority attribute of their area."""
+    first seen), as Dheram et al. give each speaker the majority attribute of their area. A column absent from a
+    record is an error; a None / empty value is ``MISSING``."""
     acc: dict[str, dict] = {}
     vals: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for r in records:
         s = acc.setdefault(r["speaker"], {"errors": 0, "words": 0, "utterances": 0})
         s["errors"] += r["errors"]; s["words"] += r["words"]; s["utterances"] += 1
         for c in columns:
-            if c not in r or r[c] is None or r[c] == "":
+            if c not in r:
                 raise ZooError(f"utterance {r.get('id')} (speaker {r['speaker']}) has no {c!r} column")
             vals[r["speaker"]][c][_key(r[c])] += 1
     for spk, s in acc.items():
@@ -44,6 +51,8 @@ def speaker_table(records: list[dict], columns: list[str] | tuple = ()) -> dict[
 
 
 def _key(v):
+    if v is None or v == "":
+        return MISSING
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
 
@@ -75,9 +84,11 @@ def _is_numeric(values) -> bool:
 def _candidates(column: str, values: list, exhaustive_max: int):
     """Binary partitions of a column's values as (rule of side A, rule of side B)."""
     uniq = sorted(set(values), key=lambda v: (str(type(v)), v))
+    known = [v for v in uniq if v != MISSING]
     if len(uniq) < 2:
         return
-    if _is_numeric(uniq):
+    if len(known) >= 2 and _is_numeric(known):  # MISSING speakers fall on neither side
+        uniq = known
         for a, b in zip(uniq, uniq[1:]):
             t = (a + b) / 2
             yield ({"type": "threshold", "column": column, "op": "<=", "threshold": t},
@@ -100,7 +111,7 @@ def _candidates(column: str, values: list, exhaustive_max: int):
 def _in_rule(rule: dict, attrs: dict) -> bool:
     v = attrs.get(rule["column"])
     if rule["type"] == "threshold":
-        return v is not None and (v <= rule["threshold"] if rule["op"] == "<=" else v > rule["threshold"])
+        return _is_numeric([v]) and (v <= rule["threshold"] if rule["op"] == "<=" else v > rule["threshold"])
     return _key(v) in [_key(x) for x in rule["values"]]
 
 
@@ -233,7 +244,7 @@ def kmeans_cohorts(embeddings: dict[str, np.ndarray], k: int | None = None, k_ma
 
 # --- (c) geography ------------------------------------------------------------------------------------------
 def geo_partition(table: dict[str, dict], min_words: int = 200, max_depth: int | None = None,
-                  min_gain: float = 0.0) -> list[dict]:
+                  min_gain: float = 0.0, min_speakers: int = 1) -> list[dict]:
     """Recursive latitude/longitude partition of speakers (needs ``lat``/``lon`` in ``table``): a word-weighted
     regression tree on the per-word error rate.
 
@@ -242,7 +253,8 @@ def geo_partition(table: dict[str, dict], min_words: int = 200, max_depth: int |
     ``G = w_L w_R / (w_L + w_R) * (WER_L - WER_R)^2`` (w = words): the between-child WER difference, weighted
     by a harmonic-mean size term. G is exactly the drop in word-weighted squared error of a regression tree
     predicting each word's error count, so this is CART with word weights. The best split is taken when
-    G > ``min_gain`` and depth < ``max_depth``; otherwise the node is a region (leaf).
+    G > ``min_gain`` and depth < ``max_depth``; otherwise the node is a region (leaf). A split must also leave
+    ``min_speakers`` speakers on each side.
 
     How it maps to Trinh et al. (2022): their regions come from "a decision-tree-like algorithm" over
     latitude/longitude that maximises WER differences, with a minimum region size (126 regions on their data);
@@ -268,7 +280,7 @@ def geo_partition(table: dict[str, dict], min_words: int = 200, max_depth: int |
                 for i in range(1, len(order)):
                     a, b = table[order[i - 1]][axis], table[order[i]][axis]
                     wl, wr = cw[i - 1], w - cw[i - 1]
-                    if a == b or wl < min_words or wr < min_words:
+                    if a == b or wl < min_words or wr < min_words or min(i, len(order) - i) < min_speakers:
                         continue
                     el, er = ce[i - 1], e - ce[i - 1]
                     g = wl * wr / (wl + wr) * (el / wl - er / wr) ** 2
@@ -313,3 +325,25 @@ def rule_members(rule: dict, speakers: dict[str, dict], embeddings: dict[str, np
         return sorted(s for s in speakers if s in embeddings
                       and int(np.argmin(((C - embeddings[s]) ** 2).sum(1))) == rule["cluster"])
     raise ZooError(f"unknown cohort rule type {kind!r}")
+
+
+# --- held-out selection ----------------------------------------------------------------------------------------
+def split_speakers(speakers, frac: float = 0.5, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Deterministic speaker split -> (discovery, scoring): the sorted speakers shuffled by ``seed``; the first
+    ``round(frac * n)`` (at least 1, at most n - 1) are held out for scoring. Same speakers + seed = same split."""
+    spk = sorted(set(speakers))
+    if not 0 < frac < 1:
+        raise ZooError(f"--holdout-frac must be between 0 and 1 (got {frac})")
+    if len(spk) < 2:
+        raise ZooError(f"a held-out split needs at least 2 speakers (got {len(spk)})")
+    order = [spk[i] for i in np.random.default_rng(seed).permutation(len(spk))]
+    n = min(max(round(frac * len(spk)), 1), len(spk) - 1)
+    return sorted(order[n:]), sorted(order[:n])
+
+
+def assign_cohorts(cohorts: dict[str, dict], table: dict[str, dict],
+                   embeddings: dict[str, np.ndarray] | None = None) -> dict[str, list[str]]:
+    """Members among ``table``'s speakers (held-out speakers, with their attributes) of cohorts discovered on
+    other speakers, by each cohort's rule (``rule_members``): {cohort: [speaker]}. A speaker that no rule selects
+    (a value never seen in discovery, a missing value on a threshold) is in no cohort."""
+    return {name: rule_members(c["rule"], table, embeddings) for name, c in cohorts.items()}

@@ -5,7 +5,10 @@ Given error records and a cohort label per record:
 * **cohort WER** = Σ errors / Σ reference words over the cohort's utterances (corpus-level, so long utterances
   weigh more), with a 95% percentile-bootstrap CI that resamples the cohort's *speakers* (utterances of one
   speaker are not independent) — ``zoo.metrics.wer.bootstrap_ratio``.
-* **top / bottom cohort**: the lowest- / highest-WER cohort among those with at least ``min_words`` words.
+* **eligible cohort**: at least ``min_words`` reference words *and* ``min_speakers`` speakers; the others (and
+  ``UNASSIGNED``, held-out speakers that no discovered cohort's rule selects) are shown but never ranked.
+* **top / bottom cohort**: the lowest- / highest-WER eligible cohort. With held-out selection they are chosen on
+  the discovery speakers and then *measured* on the scoring speakers (not re-chosen there).
 * **WER gap** (Dheram et al. 2022, "relative WER gap between top and bottom cohorts"; the exact formula is not
   in our notes, this is the reading they support): ``gap = (WER_bottom − WER_top) / WER_top``, reported in %.
   Undefined (null) when WER_top = 0; ``gap_abs`` = WER_bottom − WER_top (WER points) is always given.
@@ -21,6 +24,8 @@ from collections import defaultdict
 import numpy as np
 
 from zoo.metrics.wer import bootstrap_ratio
+
+UNASSIGNED = "(unassigned)"
 
 
 def wer(errors: float, words: float) -> float:
@@ -49,16 +54,32 @@ def cohort_stats(records: list[dict], labels: list[str], n_boot: int = 1000, see
     return sorted(rows, key=lambda r: (-np.nan_to_num(r["wer"], nan=-1.0), r["cohort"]))
 
 
-def gap_summary(rows: list[dict], min_words: int = 1) -> dict:
-    """WER gap, bottom-cohort share and the spread of cohort WERs (see the module docstring) over the cohorts
-    of ``cohort_stats`` with at least ``min_words`` words."""
-    ok = [r for r in rows if r["words"] >= max(min_words, 1)]
-    if not ok:
-        return {"eligible": 0, "min_words": min_words}
-    bottom = max(ok, key=lambda r: r["wer"])
-    top = min(ok, key=lambda r: r["wer"])
+def eligible(row: dict, min_words: int = 1, min_speakers: int = 1) -> bool:
+    """May a ``cohort_stats`` row be ranked (see the module docstring)?"""
+    return row["cohort"] != UNASSIGNED and row["words"] >= max(min_words, 1) and row["speakers"] >= min_speakers
+
+
+def gap_summary(rows: list[dict], min_words: int = 1, min_speakers: int = 1,
+                fixed: tuple[str, str] | None = None) -> dict:
+    """WER gap, bottom-cohort share and the spread of cohort WERs (see the module docstring) over the eligible
+    cohorts of ``cohort_stats``. ``fixed`` = (bottom, top) chosen elsewhere (on discovery speakers): measured
+    here, not re-chosen, so the gap may come out negative; when either is not eligible here the summary has no
+    gap (``"unscored"`` names them). A summary has a gap iff it has ``gap_abs``."""
+    ok = [r for r in rows if eligible(r, min_words, min_speakers)]
+    base = {"eligible": len(ok), "min_words": min_words, "min_speakers": min_speakers}
+    if fixed is not None:
+        by = {r["cohort"]: r for r in ok}
+        base.update(fixed=True, bottom=fixed[0], top=fixed[1])
+        if fixed[0] not in by or fixed[1] not in by:
+            return {**base, "unscored": [c for c in dict.fromkeys(fixed) if c not in by]}
+        bottom, top = by[fixed[0]], by[fixed[1]]
+    elif not ok:
+        return base
+    else:
+        bottom = max(ok, key=lambda r: r["wer"])
+        top = min(ok, key=lambda r: r["wer"])
     w = np.array([r["wer"] for r in ok])
-    return {"eligible": len(ok), "min_words": min_words, "bottom": bottom["cohort"], "top": top["cohort"],
+    return {**base, "bottom": bottom["cohort"], "top": top["cohort"],
             "wer_bottom": bottom["wer"], "wer_top": top["wer"],
             "gap": (bottom["wer"] - top["wer"]) / top["wer"] if top["wer"] > 0 else None,
             "gap_abs": bottom["wer"] - top["wer"],
