@@ -37,7 +37,7 @@ def an4_small(an4_root, tmp_path) -> dict:
     return {"manifest": man, "metadata": meta, "n": len(rows)}
 
 
-FAST = ["--n-boot", "50", "--n-perm", "5", "--min-words", "1", "--quiet"]
+FAST = ["--n-boot", "50", "--n-perm", "5", "--min-words", "1", "--min-speakers", "2", "--quiet"]
 
 
 def _is_png(p: Path) -> bool:

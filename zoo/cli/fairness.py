@@ -6,6 +6,8 @@ from pathlib import Path
 
 from zoo.errors import ZooError
 
+AUDIT_CORPORA = ["an4", "speechocean762", "alphanumeric"]
+
 
 def add_parsers(sub) -> None:
     a = sub.add_parser("audit", help="ASR fairness audit: per-utterance errors -> cohorts (metadata | embedding | "
@@ -13,8 +15,9 @@ def add_parsers(sub) -> None:
     a.add_argument("--model", default="lstm-rnnt-an4", help="ASR model: name, model folder or Hub repo id")
     a.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit sha)")
     a.add_argument("--manifest", default=None, help="NeMo JSONL manifest (needs speaker; extra fields = metadata)")
-    a.add_argument("--corpus", default="an4", choices=["an4"], help="without --manifest: a corpus split "
-                   "(AN4 metadata: speaker, gender)")
+    a.add_argument("--corpus", default="an4", choices=AUDIT_CORPORA, help="without --manifest: a corpus split, "
+                   "metadata from the recipe (an4: gender; speechocean762: gender, age, age_group; alphanumeric: "
+                   "gender, age, age_group, nationality, native_language, accent_strength_self, lat, lon, ...)")
     a.add_argument("--split", default="test", choices=["train", "dev", "test"], help="corpus split")
     a.add_argument("--data-dir", default=None, help="corpus location (default: $ZOO_DATA or ../shared/data)")
     a.add_argument("--metadata", default=None, help="per-speaker CSV with a 'speaker' column (+ e.g. gender, "
@@ -24,10 +27,26 @@ def add_parsers(sub) -> None:
     a.add_argument("--columns", default=None, help="metadata: comma-separated columns (default: all)")
     a.add_argument("--speaker-model", default=None, help="embedding: speaker-embedding model (e.g. ecapa-an4)")
     a.add_argument("--k", type=int, default=None, help="embedding: clusters (default: best silhouette, 2..--k-max)")
+    a.add_argument("--k-match", default=None, metavar="COLUMN", help="embedding: k = the number of COLUMN's "
+                   "metadata cohorts with >= --min-speakers discovery speakers, and those cohorts reported beside "
+                   "the clusters (compare metadata vs embedding cohorts at the same number of cohorts)")
     a.add_argument("--k-max", type=int, default=8, help="embedding: most clusters tried")
     a.add_argument("--max-per-speaker", type=int, default=20, help="embedding: utterances averaged per speaker")
     a.add_argument("--min-words", type=int, default=50, help="cohorts below this many words are shown but not "
                    "ranked (and not allowed as a side of a binary partition)")
+    a.add_argument("--min-speakers", type=int, default=3, help="cohorts with fewer speakers are shown but not ranked "
+                   "or used for the gap, in every method (and not allowed as a partition side or geo region)")
+    h = a.add_argument_group("held-out selection", "discover cohorts (and the worst cohort) on one set of speakers, "
+                             "score WERs, gaps, CIs and p-values on a disjoint set: the audited set above")
+    h.add_argument("--holdout-frac", type=float, default=None, help="split the audited set's speakers: this "
+                   "fraction is held out for scoring, the rest discovers (e.g. 0.5)")
+    h.add_argument("--holdout-seed", type=int, default=0, help="seed of the --holdout-frac speaker split")
+    h.add_argument("--discover-corpus", default=None, choices=AUDIT_CORPORA, help="discovery set: a corpus split")
+    h.add_argument("--discover-split", default=None, choices=["train", "dev", "test"],
+                   help="split of --discover-corpus (default dev)")
+    h.add_argument("--discover-manifest", default=None, help="discovery set: a NeMo JSONL manifest")
+    h.add_argument("--discover-records", default=None, help="discovery set: records (e.g. discovery_records.jsonl "
+                   "of an earlier held-out audit; no decoding)")
     a.add_argument("--geo-min-words", type=int, default=200, help="geo: minimum words per region")
     a.add_argument("--max-depth", type=int, default=None, help="geo: maximum tree depth (default: unlimited)")
     a.add_argument("--n-boot", type=int, default=1000, help="speaker-bootstrap resamples for the 95%% CIs")
@@ -65,9 +84,31 @@ def _progress(args) -> bool:
     return not args.quiet and sys.stderr.isatty()
 
 
+def _audit_set(args, prefix: str) -> dict:
+    """One set of ``zoo audit`` (``prefix`` "" = the audited / scoring set, "discover_" = the discovery set):
+    {"name", "records"} from a records.jsonl, or {"name", "items"} to decode; --metadata joined to either."""
+    from zoo.fairness import records as R
+
+    rec, man = getattr(args, f"{prefix}records"), getattr(args, f"{prefix}manifest")
+    corpus = getattr(args, f"{prefix}corpus")
+    split = getattr(args, f"{prefix}split") or "dev"
+    if rec:
+        rows = R.read_records(rec)
+        if not rows or any(k not in rows[0] for k in R.RECORD_KEYS):
+            raise ZooError(f"{rec} is not a records.jsonl written by zoo audit")
+        out = {"name": str(rec), "records": rows}
+    else:
+        out = {"name": man or f"{corpus} {split}", "items": R.load_items(man, corpus, split, args.data_dir)}
+    if args.metadata:
+        key = "records" if rec else "items"
+        out[key] = R.attach_metadata(out[key], R.read_metadata(args.metadata), args.metadata)
+    return out
+
+
 def cmd_audit(args) -> int:
     from zoo.fairness import records as R
     from zoo.fairness.audit import run_audit, write_report
+    from zoo.fairness.cohorts import split_speakers
     from zoo.hub import from_pretrained
 
     out = Path(args.out)
@@ -78,53 +119,74 @@ def cmd_audit(args) -> int:
                        "folder")
     if args.beam_size < 1:
         raise ZooError(f"--beam-size must be at least 1 (1 = greedy; got {args.beam_size})")
-    for name in ("n_boot", "batch_size", "min_words", "geo_min_words", "max_per_speaker"):
+    for name in ("n_boot", "batch_size", "min_words", "min_speakers", "geo_min_words", "max_per_speaker"):
         if getattr(args, name) < 1:
             raise ZooError(f"--{name.replace('_', '-')} must be at least 1")
     if args.n_perm < 0:
         raise ZooError("--n-perm must be >= 0")
     if args.method == "embedding" and not args.speaker_model:
         raise ZooError("--method embedding needs --speaker-model (a speaker-embedding model, e.g. ecapa-an4)")
+    if args.k_match and args.method != "embedding":
+        raise ZooError("--k-match compares embedding clusters with a metadata column — use it with --method embedding")
+    given = [f"--discover-{x}" for x in ("corpus", "manifest", "records") if getattr(args, f"discover_{x}")]
+    if len(given) > 1:
+        raise ZooError(f"give one discovery set, not {' and '.join(given)}")
+    if given and args.holdout_frac is not None:
+        raise ZooError(f"give --holdout-frac (split one set) or {given[0]} (a second set), not both")
+    if args.discover_split and not args.discover_corpus:
+        raise ZooError("--discover-split needs --discover-corpus")
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-    if args.records:
-        records = R.read_records(args.records)
-        if not records or any(k not in records[0] for k in R.RECORD_KEYS):
-            raise ZooError(f"{args.records} is not a records.jsonl written by zoo audit")
-        if args.metadata:
-            records = R.attach_metadata(records, R.read_metadata(args.metadata), args.metadata)
-        model = None
-        data = args.records
-    else:
-        items = R.load_items(args.manifest, args.corpus, args.split, args.data_dir)
-        if args.metadata:
-            items = R.attach_metadata(items, R.read_metadata(args.metadata), args.metadata)
-        model = from_pretrained(args.model, revision=args.revision)
-        data = args.manifest or f"{args.corpus} {args.split}"
-    _check_columns(records if args.records else items, args.method, columns)
+    sets = {"scoring": _audit_set(args, "")}
+    if given:
+        sets["discovery"] = _audit_set(args, "discover_")
+    for st in sets.values():
+        _check_columns(st.get("records") or st["items"], args.method, columns, args.k_match)
+    model = from_pretrained(args.model, revision=args.revision) if any("items" in st for st in sets.values()) \
+        else None
     spk_model = None
     if args.method == "embedding":
         spk_model = from_pretrained(args.speaker_model)
         if spk_model.task != "speaker":
             raise ZooError(f"{args.speaker_model} is not a speaker-embedding model (its task is "
                            f"{spk_model.task!r})")
-    if model is not None:
-        records = R.error_records(model, items, args.batch_size, args.beam_size, progress=_progress(args))
+    for st in sets.values():
+        if "records" not in st:
+            st["records"] = R.error_records(model, st.pop("items"), args.batch_size, args.beam_size,
+                                            progress=_progress(args))
+    records = sets["scoring"]["records"]
+    discovery, names = None, (sets["scoring"]["name"],) * 2
+    if given:
+        discovery, names = sets["discovery"]["records"], (sets["discovery"]["name"], sets["scoring"]["name"])
+    elif args.holdout_frac is not None:
+        disc, _ = split_speakers([r["speaker"] for r in records], args.holdout_frac, args.holdout_seed)
+        disc = set(disc)
+        discovery = [r for r in records if r["speaker"] in disc]
+        records = [r for r in records if r["speaker"] not in disc]
+        base = sets["scoring"]["name"]
+        names = (f"{base} (discovery part of the --holdout-seed {args.holdout_seed} speaker split)",
+                 f"{base} (held-out {args.holdout_frac:g} of its speakers, --holdout-seed {args.holdout_seed})")
     emb = None
     if spk_model is not None:
         from zoo.fairness.cohorts import speaker_embeddings
 
-        emb = speaker_embeddings(spk_model, records, args.max_per_speaker, progress=_progress(args))
-    rep = run_audit(records, args.method, columns, emb, args.k, args.k_max, args.min_words,
-                    geo_min_words=args.geo_min_words, max_depth=args.max_depth, n_boot=args.n_boot,
-                    n_perm=args.n_perm, seed=args.seed)
-    rep.update(model=str(args.model), data=str(data), speaker_model=args.speaker_model,
+        emb = speaker_embeddings(spk_model, records + (discovery or []), args.max_per_speaker,
+                                 progress=_progress(args))
+    rep = run_audit(discovery or records, args.method, columns, emb, args.k, args.k_max, args.min_words,
+                    args.min_speakers, geo_min_words=args.geo_min_words, max_depth=args.max_depth,
+                    n_boot=args.n_boot, n_perm=args.n_perm, seed=args.seed,
+                    scoring=records if discovery is not None else None, k_match=args.k_match, data=names)
+    data = names[1] if discovery is None else f"discovery {names[0]}; scoring {names[1]}"
+    rep.update(model=str(args.model), data=data, speaker_model=args.speaker_model,
                normalizer=model.normalizer if model else "from records")
-    write_report(rep, records, out)
-    o = rep["overall"]
+    write_report(rep, records, out, discovery)
+    o, sp = rep["overall"], rep["speakers"]
+    if sp["held_out"]:
+        print(f"cohorts discovered on {sp['discovery']['speakers']} speakers, scored on {sp['scoring']['speakers']} "
+              "other (disjoint) speakers")
     print(f"overall WER {100 * o['wer']:.2f}% ({o['utterances']} utterances, {o['speakers']} speakers)")
     for s in rep["cohort_sets"]:
         m = s["summary"]
-        if m.get("eligible", 0) >= 2:
+        if "gap_abs" in m:
             gap = "n/a" if m["gap"] is None else f"{100 * m['gap']:.1f}%"
             print(f"{s['name']}: bottom {m['bottom']} {100 * m['wer_bottom']:.2f}% vs top {m['top']} "
                   f"{100 * m['wer_top']:.2f}%, gap {gap}, "
@@ -133,7 +195,7 @@ def cmd_audit(args) -> int:
     return 0
 
 
-def _check_columns(rows: list[dict], method: str, columns: list[str] | None) -> None:
+def _check_columns(rows: list[dict], method: str, columns: list[str] | None, k_match: str | None = None) -> None:
     """Fail before decoding when the method's columns are missing."""
     from zoo.fairness.records import metadata_columns
 
@@ -145,9 +207,9 @@ def _check_columns(rows: list[dict], method: str, columns: list[str] | None) -> 
         bad = [r["speaker"] for r in rows if not all(isinstance(r[c], (int, float)) for c in ("lat", "lon"))]
         if bad:
             raise ZooError(f"lat/lon of speaker {bad[0]} are not numbers")
-    elif method == "metadata":
+    elif method == "metadata" or k_match:
         present = metadata_columns(rows, exclude=())
-        want = columns or metadata_columns(rows)
+        want = [k_match] if method == "embedding" else columns or metadata_columns(rows)
         if not want:
             raise ZooError("--method metadata: no metadata columns (give --metadata speakers.csv or manifest fields)")
         bad = [c for c in want if c not in present]
