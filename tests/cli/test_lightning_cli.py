@@ -284,3 +284,11 @@ def test_seed_everything_is_honoured_and_a_conflict_is_one_line(tmp_path, an4_ro
     assert main(["validate", *tiny_args(tmp_path / "b", an4_root), "--seed", "3", "--seed_everything", "7"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "disagree" in err[0] and err[0].startswith("error:")
+
+
+@pytest.mark.parametrize("cfg", sorted(str(p.relative_to(REPO)) for p in REPO.glob("checkpoints/*/train_config.yaml")))
+def test_released_train_configs_still_parse(cfg, capsys):
+    """Every shipped train_config.yaml (written before the package was restructured) still parses: its
+    class_paths resolve and its keys are still known."""
+    out = print_config(capsys, "--config", str(REPO / cfg))
+    assert out["model"]["class_path"].startswith("zoo.tasks.")
