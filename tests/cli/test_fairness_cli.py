@@ -105,6 +105,76 @@ def test_audit_geo_on_simulated_records(tmp_path):
     assert "regions" in (out / "report.md").read_text()
 
 
+def _planted_records(model, items, *args, **kwargs):
+    """error_records without decoding: native speakers of Hindi get 4x the error rate (seeded by utterance id)."""
+    import zlib
+
+    import numpy as np
+
+    out = []
+    for it in items:
+        rng = np.random.default_rng(zlib.crc32(it["id"].encode()))
+        w = len(it["text"].split())
+        meta = {k: v for k, v in it.items() if k not in ("id", "audio", "text", "speaker", "offset", "duration")}
+        out.append({"id": it["id"], "audio": str(it["audio"]), "speaker": it["speaker"], "words": w, "ref": it["text"],
+                    "hyp": "", "errors": int(rng.binomial(w, 0.4 if it["native_language"] == "Hindi" else 0.1)),
+                    **meta})
+    return out
+
+
+def test_audit_alphanumeric_metadata_held_out(tiny_folder, tmp_path, monkeypatch, capsys):
+    """--corpus alphanumeric: metadata from the recipe (no CSV); cohorts discovered on half the speakers and
+    scored on the other half (disjoint); the records of both halves reproduce the audit without decoding."""
+    from zoo.fairness import records as R
+
+    from helpers import data_root
+
+    if not (data_root() / "alphanumeric" / "prompts.jsonl").is_file():
+        pytest.skip(f"alphanumeric corpus not found under {data_root()}")
+    monkeypatch.setattr(R, "error_records", _planted_records)
+    out = tmp_path / "alnum"
+    fast = ["--n-boot", "50", "--n-perm", "50", "--min-words", "20", "--min-speakers", "3", "--quiet"]
+    cols = ["--method", "metadata", "--columns", "gender,age_group,native_language"]
+    assert main(["audit", "--model", str(tiny_folder), "--corpus", "alphanumeric", "--data-dir", str(data_root()),
+                 *cols, "--holdout-frac", "0.5", "--holdout-seed", "1", "--out", str(out), *fast]) == 0
+    assert "scored on 35 other (disjoint) speakers" in capsys.readouterr().out
+    score = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    disc = [json.loads(x) for x in (out / "discovery_records.jsonl").read_text().splitlines()]
+    s_spk, d_spk = {r["speaker"] for r in score}, {r["speaker"] for r in disc}
+    assert not s_spk & d_spk and len(s_spk | d_spk) == 70 and len(s_spk) == 35
+    assert all({"native_language", "nationality", "age_group", "lat", "lon"} <= set(r) for r in score + disc)
+    rep = json.loads((out / "report.json").read_text())
+    sp = rep["speakers"]
+    assert sp["held_out"] and sp["disjoint"] and sp["scoring"]["speakers"] == 35 == sp["discovery"]["speakers"]
+    assert "held-out 0.5 of the speakers (--holdout-seed 1)" in sp["scoring"]["data"]
+    sel = rep["selection"]
+    assert sel["rule"] == {"type": "values", "column": "native_language", "values": ["Hindi"]}
+    assert set(sel["speakers"]) <= s_spk and set(sel["discovery_speakers"]) <= d_spk
+    part = rep["cohort_sets"][-1]
+    assert part["summary"]["bottom"] == sel["cohort"] and part["significance"]["p_value"] < 0.05
+    hindi = [r for r in score if r["native_language"] == "Hindi"]
+    want = sum(r["errors"] for r in hindi) / sum(r["words"] for r in hindi)
+    assert part["summary"]["wer_bottom"] == pytest.approx(want)
+    md = (out / "report.md").read_text()
+    assert "disjoint (checked)" in md and "(35 speakers" in md and "discovery WER %" in md
+    # the two record files redo the audit without decoding
+    again = tmp_path / "again"
+    assert main(["audit", "--records", str(out / "records.jsonl"), "--discover-records",
+                 str(out / "discovery_records.jsonl"), *cols, "--out", str(again), *fast]) == 0
+    rep2 = json.loads((again / "report.json").read_text())
+    assert [s["summary"] for s in rep2["cohort_sets"]] == [s["summary"] for s in rep["cohort_sets"]]
+    assert rep2["speakers"]["discovery"]["data"].endswith("discovery_records.jsonl")
+    # overlapping sets and two ways of holding out are one-line errors
+    capsys.readouterr()
+    for bad, want in [(["--discover-records", str(out / "records.jsonl")], "share 35 speaker"),
+                      (["--discover-records", str(out / "discovery_records.jsonl"), "--holdout-frac", "0.5"],
+                       "not both")]:
+        assert main(["audit", "--records", str(out / "records.jsonl"), *bad, *cols, "--out", str(tmp_path / "x"),
+                     *fast]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and want in err[0], err
+
+
 @pytest.mark.parametrize("case", ["no_geo", "bad_column", "unknown_model", "no_speaker_model", "asr_as_speaker",
                                   "csv_no_speaker_col", "csv_missing_speaker", "out_not_audit", "no_speaker_field",
                                   "missing_manifest"])

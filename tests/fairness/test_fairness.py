@@ -187,6 +187,121 @@ def test_embedding_audit_finds_the_high_error_cluster():
     assert s["summary"]["gap"] > 1.5 and s["significance"]["p_value"] < 0.05
 
 
+# --- held-out selection and minimum speakers ---------------------------------------------------------------------
+def test_split_speakers_deterministic_disjoint_and_overlap_refused():
+    records, _ = geo_world(n=40)
+    spk = [r["speaker"] for r in records]
+    disc, score = C.split_speakers(spk, 0.25, seed=3)
+    assert (disc, score) == C.split_speakers(list(reversed(spk)), 0.25, seed=3)  # order-free, seeded
+    assert not set(disc) & set(score) and set(disc) | set(score) == set(spk) and len(score) == 10
+    assert C.split_speakers(spk, 0.25, seed=4) != (disc, score)
+    d = [r for r in records if r["speaker"] in disc]
+    s = [r for r in records if r["speaker"] in score]
+    rep = run_audit(d, "geo", geo_min_words=100, n_boot=20, n_perm=5, scoring=s, data=("A", "B"))
+    sp = rep["speakers"]
+    assert sp["held_out"] and sp["disjoint"] and (sp["discovery"]["data"], sp["scoring"]["data"]) == ("A", "B")
+    assert (sp["discovery"]["speakers"], sp["scoring"]["speakers"]) == (30, 10)
+    assert rep["overall"]["speakers"] == 10
+    cs = rep["cohort_sets"][0]
+    assert {x for c in cs["cohorts"].values() for x in c["speakers"]} == set(score)
+    assert {x for c in cs["cohorts"].values() for x in c["discovery_speakers"]} == set(disc)
+    from zoo.errors import ZooError
+    from zoo.fairness.audit import format_markdown
+
+    assert "disjoint (checked)" in format_markdown(rep) and "(30 speakers" in format_markdown(rep)
+    with pytest.raises(ZooError, match="share 1 speaker"):
+        run_audit(d, "geo", scoring=s + [r for r in d if r["speaker"] == disc[0]])
+
+
+def test_worst_cohort_chosen_on_discovery_is_scored_on_held_out_speakers():
+    """Discovery: accent x is worst. Scoring (other speakers): y is worse than x. The held-out report keeps x
+    as bottom (measured, not re-chosen): a negative gap, WERs of the scoring speakers only."""
+    def world(p, prefix):
+        return [(f"{prefix}{a}{i}", int(p[a] * 10), 10, {"accent": a}) for a in "xyz" for i in range(4)
+                for _ in range(3)]
+    disc = recs(world({"x": 0.5, "y": 0.2, "z": 0.1}, "d"))
+    score = recs(world({"x": 0.2, "y": 0.6, "z": 0.1}, "s"))
+    rep = run_audit(disc, "metadata", columns=["accent"], min_words=10, n_boot=20, n_perm=50, scoring=score)
+    a = rep["cohort_sets"][0]
+    assert a["discovery"]["summary"]["bottom"] == "accent=x" and a["discovery"]["summary"]["top"] == "accent=z"
+    m = a["summary"]
+    assert (m["bottom"], m["top"]) == ("accent=x", "accent=z") and m["wer_bottom"] == pytest.approx(0.2)
+    assert m["gap_abs"] == pytest.approx(0.1)  # y (0.6 on scoring) would give 0.5 if re-chosen
+    assert {r["cohort"]: r["wer"] for r in a["rows"]}["accent=y"] == pytest.approx(0.6)
+    assert a["cohorts"]["accent=x"]["speakers"] == [f"sx{i}" for i in range(4)]
+    part = rep["cohort_sets"][1]  # the partition found on discovery ({x} vs {y, z}), scored on held-out speakers
+    assert part["discovery"]["summary"]["bottom"] == "accent in {x}" and part["summary"]["bottom"] == "accent in {x}"
+    assert part["summary"]["gap_abs"] < 0 and part["significance"]["p_value"] > 0.5  # one-sided test fails
+    sel = rep["selection"]
+    assert sel["cohort"] == "accent in {x}" and sel["chosen_on"] == "discovery speakers"
+    assert sel["speakers"] == [f"sx{i}" for i in range(4)] and sel["discovery_speakers"] == [f"dx{i}" for i in range(4)]
+    # a planted region found on discovery speakers holds up on the held-out ones
+    records, planted = geo_world(n=240)
+    d, s = C.split_speakers([r["speaker"] for r in records], 0.5, seed=0)
+    rep = run_audit([r for r in records if r["speaker"] in d], "geo", geo_min_words=600, n_boot=20, n_perm=50,
+                    scoring=[r for r in records if r["speaker"] in s])
+    sel = set(rep["selection"]["speakers"])
+    assert sel <= set(s) and len(sel & planted) / len(sel) >= 0.8
+    assert rep["cohort_sets"][0]["significance"]["p_value"] < 0.05
+
+
+def test_min_speakers_excludes_a_one_speaker_cohort_from_the_gap():
+    spec = [(f"a{i}", 1, 10, {"g": "a"}) for i in range(4) for _ in range(3)] + \
+        [(f"b{i}", 2, 10, {"g": "b"}) for i in range(4) for _ in range(3)] + [("c0", 9, 10, {"g": "c"})] * 12
+    rep = run_audit(recs(spec), "metadata", columns=["g"], min_words=10, n_boot=20, n_perm=5)
+    m = rep["cohort_sets"][0]["summary"]
+    assert (m["bottom"], m["eligible"]) == ("g=b", 2)  # g=c (1 speaker, 90% WER, 120 words) is not ranked
+    assert "g=c" in [r["cohort"] for r in rep["cohort_sets"][0]["rows"]]
+    assert "g in {c}" not in rep["cohort_sets"][1]["cohorts"]  # nor is c alone a side of a partition
+    one = run_audit(recs(spec), "metadata", columns=["g"], min_words=10, min_speakers=1, n_boot=20, n_perm=5)
+    assert one["cohort_sets"][0]["summary"]["bottom"] == "g=c" and one["selection"]["cohort"] == "g in {c}"
+    # embedding: an outlier speaker forms its own cluster, shown but not ranked
+    rng = np.random.default_rng(0)
+    emb = {f"a{i}": np.array([1.0, 0.0]) + rng.normal(scale=0.01, size=2) for i in range(4)}
+    emb |= {f"b{i}": np.array([0.0, 1.0]) + rng.normal(scale=0.01, size=2) for i in range(4)}
+    emb["c0"] = np.array([-1.0, 0.0])
+    rep = run_audit(recs(spec), "embedding", embeddings=emb, k=3, min_words=10, n_boot=20, n_perm=5)
+    s = rep["cohort_sets"][0]
+    assert s["summary"]["eligible"] == 2 and "c0" not in rep["selection"]["speakers"]
+    from zoo.fairness.audit import format_markdown
+
+    assert " † |" in format_markdown(rep) and "3 speakers" in format_markdown(rep)
+
+
+def test_embedding_compared_with_metadata_at_the_same_k_and_missing_values():
+    rng = np.random.default_rng(0)
+    emb, spec = {}, []
+    for i in range(24):
+        g = "fmu"[i % 3] if i < 23 else "u"
+        emb[f"s{i}"] = rng.normal(size=4)
+        spec += [(f"s{i}", 1, 10, {"gender": None if g == "u" else g, "age": None if i < 2 else 20 + i})] * 2
+    records = recs(spec)
+    rep = run_audit(records, "embedding", embeddings=emb, k_match="gender", min_words=10, min_speakers=3,
+                    n_boot=20, n_perm=5)
+    names = [s["name"] for s in rep["cohort_sets"]]
+    assert names == ["k-means (k=3)", "gender"]  # f, m and unknown (None) each have >= 3 speakers
+    assert "gender=unknown" in rep["cohort_sets"][1]["cohorts"]
+    assert rep["cohort_sets"][0]["comparison"]["k"] == 3 and rep["selection"]["cohort_set"] == "k-means (k=3)"
+    from zoo.fairness.audit import format_markdown
+
+    assert "Embedding vs metadata (`gender`) at k = 3" in format_markdown(rep)
+    # held out: clusters of the discovery speakers; each scoring speaker joins its nearest centroid
+    d, sc = C.split_speakers(emb, 0.5, seed=0)
+    rep = run_audit([r for r in records if r["speaker"] in d], "embedding", embeddings=emb, k_match="gender",
+                    min_words=10, min_speakers=2, n_boot=20, n_perm=5,
+                    scoring=[r for r in records if r["speaker"] in sc])
+    km = rep["cohort_sets"][0]["cohorts"]
+    cents = np.asarray(next(iter(km.values()))["rule"]["centroids"])
+    for name, c in km.items():
+        assert set(c["discovery_speakers"]) <= set(d)
+        assert all(f"e{np.argmin(((cents - emb[x]) ** 2).sum(1))}" == name for x in c["speakers"])
+    assert sorted(x for c in km.values() for x in c["speakers"]) == sc
+    # a missing numeric value is on neither side of a threshold
+    best = C.partition_search(C.speaker_table(records, ["age"]), ["age"], min_words=10, min_speakers=3)
+    assert best["high"]["rule"]["type"] == "threshold"
+    assert not {"s0", "s1"} & set(best["high"]["speakers"] + best["low"]["speakers"])
+
+
 # --- EWC penalty ----------------------------------------------------------------------------------------------
 def test_ewc_penalty_equals_formula_and_pulls_toward_anchor():
     from zoo.tasks.regularizers import ParameterAnchor, set_trainable

@@ -163,8 +163,8 @@ def cmd_audit(args) -> int:
         discovery = [r for r in records if r["speaker"] in disc]
         records = [r for r in records if r["speaker"] not in disc]
         base = sets["scoring"]["name"]
-        names = (f"{base} (discovery part of the --holdout-seed {args.holdout_seed} speaker split)",
-                 f"{base} (held-out {args.holdout_frac:g} of its speakers, --holdout-seed {args.holdout_seed})")
+        names = (f"{base}, the other speakers", f"{base}, held-out {args.holdout_frac:g} of the speakers "
+                 f"(--holdout-seed {args.holdout_seed})")
     emb = None
     if spk_model is not None:
         from zoo.fairness.cohorts import speaker_embeddings

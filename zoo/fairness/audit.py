@@ -19,8 +19,8 @@ from pathlib import Path
 
 from zoo.errors import ZooError
 from zoo.fairness import cohorts as C
-from zoo.fairness.metrics import __doc__ as METRICS_DOC
 from zoo.fairness.metrics import UNASSIGNED, cohort_stats, eligible, gap_summary, overall
+from zoo.fairness.metrics import __doc__ as METRICS_DOC
 from zoo.io import atomic_folder
 
 METHODS = ("metadata", "embedding", "geo")
@@ -189,10 +189,7 @@ def run_audit(records: list[dict], method: str, columns: list[str] | None = None
         rep["discovery_overall"] = overall(records, n_boot, seed)
     for d in _discover(records, method, columns, embeddings, k, k_max, k_match, min_words, min_speakers,
                        geo_min_words, max_depth, seed, "discovery " if held_out else ""):
-        if d["kind"] == "geo":  # geo regions count words against --geo-min-words as well
-            mw = min(min_words, geo_min_words)
-        else:
-            mw = min_words
+        mw = min(min_words, geo_min_words) if d["kind"] == "geo" else min_words  # regions: >= geo_min_words
         coh = d.pop("cohorts")
         stat = d.pop("stat")
         cols = d.pop("columns")
@@ -238,7 +235,7 @@ def run_audit(records: list[dict], method: str, columns: list[str] | None = None
         b = chosen(top)["bottom"]
         c = top["cohorts"][b]
         rep["selection"] = {"cohort_set": top["name"], "cohort": b, "speakers": c["speakers"], "rule": c["rule"],
-                            "chosen_on": "discovery speakers" if held_out else "the audited speakers (in-sample)",
+                            "chosen_on": "discovery speakers" if held_out else "audited speakers (in-sample)",
                             **({"discovery_speakers": c["discovery_speakers"]} if held_out else {})}
     return rep
 
@@ -267,7 +264,7 @@ def _gap_lines(s: dict, held_out: bool) -> list[str]:
     m = s["summary"]
     if "gap_abs" in m:
         gap = "undefined (top WER 0)" if m["gap"] is None else f"{100 * m['gap']:.1f}%"
-        how = " (both chosen on discovery, measured on scoring)" if held_out else ""
+        how = "; both chosen on discovery, measured on scoring" if held_out else ""
         return [f"- WER gap (bottom {m['bottom']} vs top {m['top']}{how}): **{gap}** ({_pct(m['gap_abs'])} points)",
                 f"- bottom-cohort share: {100 * m['bottom_share_speakers']:.1f}% of speakers, "
                 f"{100 * m['bottom_share_words']:.1f}% of words",
@@ -325,7 +322,10 @@ def format_markdown(rep: dict) -> str:
             L.append(f"| {name} | {_pct(r['wer'])} | {_pct(r['low'])}–{_pct(r['high'])} | {r['speakers']} | "
                      f"{r['utterances']} | {r['words']} | {100 * r['share_speakers']:.1f} |"
                      + ((f" {_pct(d['wer'])} ({d['speakers']}) |" if d else " – |") if held_out else ""))
-        L += ["", f"† shown, not ranked: fewer than {mw} words or {ms} speakers (or in no discovered cohort)."]
+        L.append("")
+        if not all(eligible(r, mw, ms) for r in s["rows"]):
+            L.append(f"† shown, not ranked: fewer than {mw} words or {ms} speakers"
+                     + (" (or in no discovered cohort)." if held_out else "."))
         empty = [c for c, v in s["cohorts"].items() if not v["speakers"]]
         if empty:
             L.append(f"Discovered cohorts with no scoring speakers: {', '.join(empty)}.")
@@ -362,6 +362,10 @@ def format_markdown(rep: dict) -> str:
     return "\n".join(L)
 
 
+def _short(name: str, n: int = 40) -> str:
+    return name if len(name) <= n else name[:n - 1] + "…"
+
+
 def plot_cohorts(rep: dict, path: Path) -> None:
     import matplotlib
 
@@ -378,7 +382,7 @@ def plot_cohorts(rep: dict, path: Path) -> None:
         w = [100 * r["wer"] for r in rows]
         err = [[100 * (r["wer"] - r["low"]) for r in rows], [100 * (r["high"] - r["wer"]) for r in rows]]
         ax.barh(list(y), w, xerr=err, capsize=3, color="tab:blue", alpha=0.8)
-        ax.set_yticks(list(y), [f"{r['cohort']} ({r['speakers']} spk)" for r in rows], fontsize=8)
+        ax.set_yticks(list(y), [f"{_short(r['cohort'])} ({r['speakers']} spk)" for r in rows], fontsize=8)
         ax.axvline(100 * rep["overall"]["wer"], color="k", ls="--", lw=1, label="overall")
         ax.set_title(s["name"], fontsize=10)
         ax.set_xlabel("WER % (95% CI, speaker bootstrap)")
