@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -19,6 +19,9 @@ from zoo._version import __version__
 from zoo.audio import load_inputs
 from zoo.errors import ModelFolderError, ModelNotFoundError, ZooError
 from zoo.text import build_tokenizer
+
+if TYPE_CHECKING:
+    from zoo.nets.featurizer import FbankFeaturizer
 
 FORMAT_VERSION = 1
 REQUIRED = ("config.json", "model.safetensors")
@@ -58,8 +61,10 @@ class ZooModel(nn.Module):
     needs_tokenizer: ClassVar[bool] = True
     # Hub metadata of this model's cards (task_type, pipeline_tag, metrics, tags); template model_cards/<task>.md
     card_metadata: ClassVar[dict] = {}
+    # the raw-audio front end every model has (a submodule the subclass's __init__ sets)
+    featurizer: FbankFeaturizer
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.zoo_config: dict = {}
         self.source: str | None = None
@@ -102,7 +107,7 @@ class ZooModel(nn.Module):
         else:
             order = list(range(len(inputs)))
             get = lambda idx: self.load_inputs([inputs[i] for i in idx], sample_rate)  # noqa: E731
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        batches: Iterable[list[int]] = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         if progress:
             from rich.progress import track
             batches = track(batches, description=description, transient=True)

@@ -46,8 +46,24 @@ def sts_tokenizer(turn_tokens: bool = True, vocab: str | None = None) -> CharTok
     return CharTokenizer(vocab, TURN_TOKENS if turn_tokens else ())
 
 
+@dataclass
+class TurnEvent:
+    kind: str      # "start" or "end"
+    channel: int
+    time: float    # s of audio at which the event was emitted
+    text: str = ""  # the turn's text (end events)
+
+
+@dataclass
+class STSStreamResult:
+    new_text: list[str]                     # per channel: text added by this call
+    text: list[str]                         # per channel: everything recognised so far
+    events: list[TurnEvent] = field(default_factory=list)  # turn starts / ends emitted by this call
+    turns: list[Turn] = field(default_factory=list)        # all turns so far (end None: still open)
+
+
 @register_architecture("sts", task="multitalker-asr")
-class STSASR(TransducerASR):
+class STSASR(TransducerASR[list[Turn], STSStreamResult]):
     """A two-channel streaming recogniser + segmenter over raw audio (architecture ``sts``).
 
     Args:
@@ -118,6 +134,7 @@ class STSASR(TransducerASR):
                         turns.append(Turn(channel, cur[0], t, tok.decode(cur[1])))
                     cur = None
                 else:
+                    assert cur is not None  # the first branch opens a turn for any token outside one
                     cur[1].append(i)
             if cur is not None:
                 turns.append(Turn(channel, cur[0], end_time, tok.decode(cur[1])))
@@ -160,7 +177,7 @@ class STSASR(TransducerASR):
             out.append(self.session_turns(st.hyps[b * c:(b + 1) * c], st.frames[b * c:(b + 1) * c], end))
         return out
 
-    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int) -> list:
+    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int) -> list[list[Turn]]:
         if beam_size > 1:
             raise ZooError("STS models decode greedily (turn times come from greedy emissions); drop --beam-size")
         enc, elens = self.encode(wav, lens)
@@ -174,26 +191,12 @@ class STSASR(TransducerASR):
         return STSStreamingSession(self, chunk_ms)
 
 
-@dataclass
-class TurnEvent:
-    kind: str      # "start" or "end"
-    channel: int
-    time: float    # s of audio at which the event was emitted
-    text: str = ""  # the turn's text (end events)
-
-
-@dataclass
-class STSStreamResult:
-    new_text: list[str]                     # per channel: text added by this call
-    text: list[str]                         # per channel: everything recognised so far
-    events: list[TurnEvent] = field(default_factory=list)  # turn starts / ends emitted by this call
-    turns: list[Turn] = field(default_factory=list)        # all turns so far (end None: still open)
-
-
-class STSStreamingSession(StreamingSession):
+class STSStreamingSession(StreamingSession[STSStreamResult]):
     """:class:`~zoo.models.transducer.StreamingSession` over the C channels of an :class:`STSASR`: the same
     ``accept_waveform`` / ``finalize`` / ``reset`` API; results carry per-channel text, the turn start / end
     events of this call, and all turns so far. ``finalize().turns`` equals ``transcribe()``."""
+
+    model: STSASR
 
     def reset(self) -> None:
         super().reset()

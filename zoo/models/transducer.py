@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Generic, Sequence, cast
 
 import torch
+from typing_extensions import TypeVar
 
 from zoo.errors import ZooError
 from zoo.models.base import ZooModel, register_architecture
@@ -14,8 +15,24 @@ from zoo.nets import FbankFeaturizer, Joiner, LSTMPredictor, build_encoder
 from zoo.text import CharTokenizer
 
 
+@dataclass
+class StreamResult:
+    new_text: str  # text added by this call (may be ""); previous text + new_text == text
+    text: str      # everything recognised so far
+
+
+# The two result types of a transducer model (static typing only; defaults: the plain text recogniser).
+# Subclasses with richer results (e.g. ``STSASR``: turns) parametrize ``TransducerASR[OutputT, StreamResultT]``
+# and override the methods that build them (``_transcribe_batch``, ``stream_transcribe``, ``stream`` and their
+# session's ``_result``).
+OutputT = TypeVar("OutputT", default=str)
+"""One input's result of ``transcribe`` / ``stream_transcribe`` (text here)."""
+StreamResultT = TypeVar("StreamResultT", default=StreamResult)
+"""What a streaming session's ``accept_waveform`` / ``finalize`` return (``StreamResult`` here)."""
+
+
 @register_architecture("transducer", task="asr")
-class TransducerASR(ZooModel):
+class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
     """An RNN-T speech recogniser over raw audio.
 
     Args:
@@ -73,7 +90,7 @@ class TransducerASR(ZooModel):
 
     @torch.inference_mode()
     def transcribe(self, inputs: Sequence | str | torch.Tensor, sample_rate: int | None = None,
-                   batch_size: int = 8, beam_size: int = 1, progress: bool = False) -> list[str]:
+                   batch_size: int = 8, beam_size: int = 1, progress: bool = False) -> list[OutputT]:
         """Transcribe audio files (paths) or waveforms ((S,) or (C, S) with ``sample_rate``).
 
         Returns one string per input, in order.
@@ -84,12 +101,13 @@ class TransducerASR(ZooModel):
                                 lambda wav, lens: self._transcribe_batch(wav, lens, beam_size),
                                 progress=progress, description="transcribing")
 
-    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int) -> list:
+    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int) -> list[OutputT]:
         """One padded batch (B, S) -> B outputs (here texts; subclasses may return richer results)."""
         enc, elens = self.encode(wav, lens)
-        return [self.tokenizer.decode(toks) for toks in self.decode(enc, elens, beam_size)]
+        texts = [self.tokenizer.decode(toks) for toks in self.decode(enc, elens, beam_size)]
+        return cast(list[OutputT], texts)  # OutputT is str unless a subclass overrides this method
 
-    def stream_all(self, wav: torch.Tensor, chunk_ms: float = 160.0):
+    def stream_all(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> StreamResultT:
         """Push a whole (S,) waveform at the model's rate through a fresh session, chunk by chunk; the final
         result of the session (``StreamResult``, or the subclass's)."""
         s = self.stream(chunk_ms=chunk_ms)
@@ -97,30 +115,27 @@ class TransducerASR(ZooModel):
             s.accept_waveform(wav[i:i + s.chunk])
         return s.finalize()
 
-    def stream_transcribe(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> str:
+    def stream_transcribe(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> OutputT:
         """The text of :meth:`stream_all`."""
-        return self.stream_all(wav, chunk_ms).text
+        result = self.stream_all(wav, chunk_ms)
+        assert isinstance(result, StreamResult)  # subclasses with other stream results override this method
+        return cast(OutputT, result.text)  # OutputT is str unless a subclass overrides this method
 
-    def stream(self, chunk_ms: float = 160.0) -> "StreamingSession":
+    def stream(self, chunk_ms: float = 160.0) -> StreamingSession[StreamResultT]:
         """A streaming session (greedy search) that accepts audio of any length at a time."""
         return StreamingSession(self, chunk_ms)
 
 
-@dataclass
-class StreamResult:
-    new_text: str  # text added by this call (may be ""); previous text + new_text == text
-    text: str      # everything recognised so far
-
-
-class StreamingSession:
+class StreamingSession(Generic[StreamResultT]):
     """Chunk-by-chunk recognition over ``encoder.stream_step``; equals ``transcribe()`` (greedy).
 
     Audio is cut into ``chunk_ms`` chunks; each complete chunk is featurized, encoded and decoded.
     ``finalize()`` flushes the last partial chunk. State: featurizer leftover samples, feature frames
     not yet a multiple of the encoder's subsampling, encoder state, predictor state + hypothesis.
+    Generic over its result type (``StreamResult`` here); subclasses with another result override ``_result``.
     """
 
-    def __init__(self, model: TransducerASR, chunk_ms: float = 160.0):
+    def __init__(self, model: TransducerASR[Any, StreamResultT], chunk_ms: float = 160.0):
         if chunk_ms <= 0:
             raise ZooError("chunk_ms must be positive")
         self.model = model.eval()
@@ -136,7 +151,7 @@ class StreamingSession:
         self._dec: GreedyState = init_greedy_state(self.model, 1, dev)
         self._t = 0
         self._text = ""
-        self._finalized: StreamResult | None = None  # set by finalize(); accept_waveform() refuses until reset()
+        self._finalized: StreamResultT | None = None  # set by finalize(); accept_waveform() refuses until reset()
 
     @property
     def tokens(self) -> list[int]:
@@ -160,13 +175,14 @@ class StreamingSession:
                           frame_offset=self._t)
             self._t += enc.shape[1]
 
-    def _result(self) -> StreamResult:
+    def _result(self) -> StreamResultT:
         text = self.model.tokenizer.decode(self._dec.hyps[0])
         new = text[len(self._text):] if text.startswith(self._text) else text
         self._text = text
-        return StreamResult(new_text=new, text=text)
+        # StreamResultT is StreamResult unless a subclass overrides this method
+        return cast(StreamResultT, StreamResult(new_text=new, text=text))
 
-    def accept_waveform(self, wav, sample_rate: int | None = None) -> StreamResult:
+    def accept_waveform(self, wav, sample_rate: int | None = None) -> StreamResultT:
         """Push (S,) samples at the model's rate; returns the new text and the text so far."""
         if self._finalized is not None:
             raise ZooError("this streaming session was finalized — call reset() (or open a new session with "
@@ -188,7 +204,7 @@ class StreamingSession:
             self._samples = self._samples[:, self.chunk:]
         return self._result()
 
-    def finalize(self) -> StreamResult:
+    def finalize(self) -> StreamResultT:
         """Flush buffered audio and return the final result; the session can then be ``reset()``. Calling it
         again returns the same result; ``accept_waveform`` refuses audio until ``reset()``."""
         if self._finalized is not None:

@@ -61,6 +61,13 @@ class GatedLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.arbitrator = nn.Linear(d, 2)
 
+    @property
+    def ffn_dim(self) -> int:
+        """Hidden size of the FFN sub-block."""
+        first = self.ff[0]
+        assert isinstance(first, nn.Linear)  # nn.Sequential indexing is typed as plain nn.Module
+        return first.out_features
+
     def _attend(self, q, k, v, mask):
         """q (B, Tq, D), k/v (B, Tk, D), mask (B, Tq, Tk) bool (True = may attend) -> (B, Tq, D)."""
         b, tq, _ = q.shape
@@ -103,6 +110,14 @@ class CCATransformerEncoder(StreamingEncoder):
     def config(self) -> dict:
         return dict(self._cfg)
 
+    def _gated_layers(self) -> list[GatedLayer]:
+        """``self.layers`` typed (iterating an ``nn.ModuleList`` yields plain ``nn.Module``)."""
+        out = []
+        for layer in self.layers:
+            assert isinstance(layer, GatedLayer)
+            out.append(layer)
+        return out
+
     # --- gates ---------------------------------------------------------------------------------
     def _gates(self, layer: GatedLayer, h: torch.Tensor, force_all_on: bool = False) -> torch.Tensor:
         """(B, T, D) -> (B, T, 2) gates for (MHA, FFN)."""
@@ -139,7 +154,7 @@ class CCATransformerEncoder(StreamingEncoder):
         idx = torch.arange(t, device=x.device)
         band = (idx[None, :] <= idx[:, None]) & (idx[:, None] - idx[None, :] <= left)  # (T, T)
         gates, probs = [], []
-        for layer in self.layers:
+        for layer in self._gated_layers():
             g = self._gates(layer, h, force_all_on)
             gates.append(g)
             if self.gated and not force_all_on:
@@ -169,7 +184,7 @@ class CCATransformerEncoder(StreamingEncoder):
         h = self.inp(x[bi, ti])  # (N, D)
         gates = h.new_zeros(h.shape[0], n_layers, 2)
         probs = []
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self._gated_layers()):
             logits = layer.arbitrator(h)  # (N, 2)
             probs.append(torch.sigmoid(logits))
             g = logits > 0
@@ -231,7 +246,7 @@ class CCATransformerEncoder(StreamingEncoder):
         new = {"t": state["t"] + t}
         d = self.output_dim
         flops, gates = 2 * t * x.shape[-1] * d, []  # input projection
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self._gated_layers()):
             g = self._gates(layer, h[None], force_all_on)[0] > 0.5  # (T, 2)
             gates.append(g)
             flops += 2 * t * d * 2 * int(run_arb)  # arbitrators
@@ -252,7 +267,7 @@ class CCATransformerEncoder(StreamingEncoder):
             f_ = g[:, 1].nonzero().flatten()
             if f_.numel():
                 h = h.index_add(0, f_, layer.ff(layer.ln2(h[f_])))
-                flops += 2 * f_.numel() * 2 * d * layer.ff[0].out_features
+                flops += 2 * f_.numel() * 2 * d * layer.ffn_dim
         self.last_gates = torch.stack(gates, 1)[None].float()
         return self.norm(h)[None], new, flops
 
@@ -279,7 +294,7 @@ class CCATransformerEncoder(StreamingEncoder):
         probs = self.gate_probs()
         if probs is None:
             return torch.ones(())
-        d, ffn = self.output_dim, self.layers[0].ff[0].out_features
+        d, ffn = self.output_dim, self._gated_layers()[0].ffn_dim
         cost = probs.new_tensor([8 * d * d + 4 * self.left * d, 4 * d * ffn])  # MHA (full window), FFN
         valid = (torch.arange(probs.shape[1], device=probs.device)[None] < lengths[:, None]).to(probs.dtype)
         used = (probs * cost).sum(-1).mean(-1)  # (B, T') cost fraction per frame, averaged over layers
@@ -290,8 +305,10 @@ class CCATransformerEncoder(StreamingEncoder):
         docstring): attention span ``left`` (default: this model's; ``left_context`` for the full-span
         reference, ``window`` for a sliding-window model). Equals ``infer``'s count with all gates on."""
         left = self.left if left is None else int(left)
-        d, ffn, n_layers = self.output_dim, self.layers[0].ff[0].out_features, len(self.layers)
-        in_dim = self.inp[1].in_features
+        d, ffn, n_layers = self.output_dim, self._gated_layers()[0].ffn_dim, len(self.layers)
+        proj = self.inp[1]
+        assert isinstance(proj, nn.Linear)  # nn.Sequential indexing is typed as plain nn.Module
+        in_dim = proj.in_features
         keys = sum(min(i + 1, left + 1) for i in range(t))
         per_layer = t * (8 * d * d + 4 * d * ffn + 4 * d * int(arbitrators)) + 4 * d * keys
         return 2 * t * in_dim * d + n_layers * per_layer

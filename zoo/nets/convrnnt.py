@@ -143,9 +143,11 @@ class ConvRNNTEncoder(StreamingEncoder):
         z = lambda *s: torch.zeros(*s, device=device)  # noqa: E731
         st, f = {}, self.input_dim
         for i, conv in enumerate(self.local):
+            assert isinstance(conv, CausalConv2d)  # nn.ModuleList yields plain nn.Module
             st[f"lctx{i}"] = z(batch_size, conv.conv.in_channels, conv.kt - 1, f)
             f = (f + 1) // 2
         for i, blk in enumerate(self.blocks):
+            assert isinstance(blk, GlobalBlock)
             st[f"ctx{i}"] = z(batch_size, blk.dw.in_channels, blk.context)
             st[f"se_sum{i}"] = z(batch_size, blk.dw.in_channels)
         st["count"] = z(batch_size, 1)

@@ -18,6 +18,9 @@ class FbankFeaturizer(nn.Module):
         win_ms, hop_ms: analysis window and shift.
     """
 
+    mean: torch.Tensor  # (F,) buffers (register_buffer): typed here, nn.Module.__getattr__ is untyped
+    std: torch.Tensor
+
     def __init__(self, sample_rate: int = 16000, n_mels: int = 80, win_ms: float = 25.0, hop_ms: float = 10.0):
         super().__init__()
         self.sample_rate = sample_rate
