@@ -54,17 +54,18 @@ def load_item_audio(item: dict, target_rate: int) -> torch.Tensor:
 
 
 def transcribe_items(model, items: list[dict], beam_size: int = 1, progress: bool = False,
-                     group: int = 64) -> list[str]:
+                     group: int = 64, **fusion) -> list[str]:
     """``model.transcribe`` over eval items, in order. Whole files without ``sample_rate`` go in as paths; the
     others (segments with an offset, or a ``sample_rate``) as waveforms at their rate with ``sample_rate=``
-    (``group`` at a time, so long sets stay small in memory)."""
+    (``group`` at a time, so long sets stay small in memory). ``fusion``: LM shallow-fusion options of
+    ``model.transcribe`` (``lm``, ``lm_weight``, ``length_bonus``), passed through when given."""
     out: list[str | None] = [None] * len(items)
     items = [it if it.get("sample_rate") is not None or not it.get("offset")
              else {**it, "sample_rate": model.sample_rate} for it in items]
     plain = [i for i, it in enumerate(items) if it.get("sample_rate") is None]
     if plain:
         for i, h in zip(plain, model.transcribe([items[i]["audio"] for i in plain], beam_size=beam_size,
-                                                progress=progress)):
+                                                progress=progress, **fusion)):
             out[i] = h
     by_rate: dict[int, list[int]] = {}
     for i, it in enumerate(items):
@@ -74,7 +75,7 @@ def transcribe_items(model, items: list[dict], beam_size: int = 1, progress: boo
         for k in range(0, len(idx), group):
             part = idx[k:k + group]
             wavs = [load_audio(items[i]["audio"], rate) for i in part]
-            for i, h in zip(part, model.transcribe(wavs, sample_rate=rate, beam_size=beam_size)):
+            for i, h in zip(part, model.transcribe(wavs, sample_rate=rate, beam_size=beam_size, **fusion)):
                 out[i] = h
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 
@@ -52,19 +53,40 @@ def greedy_search(net, enc: torch.Tensor, lengths: torch.Tensor, state: GreedySt
 
 
 @torch.no_grad()
-def beam_search(net, enc: torch.Tensor, length: int, beam: int = 4) -> list[int]:
-    """Modified beam search for one utterance: enc (T, D) -> best token ids."""
+def beam_search(net, enc: torch.Tensor, length: int, beam: int = 4, lm=None, lm_weight: float = 0.0,
+                length_bonus: float = 0.0) -> list[int]:
+    """Modified beam search for one utterance: enc (T, D) -> best token ids.
+
+    Shallow fusion (optional): with ``lm`` (e.g. :class:`zoo.models.lm.CharNgramLM`: ``initial_state()``,
+    ``log_probs(state)`` indexed by token id, ``next_state(state, id)``, ``final(state)``) every non-blank token
+    scores ``log p_rnnt + lm_weight * log p_lm + length_bonus``, and finished hypotheses are ranked with
+    ``lm_weight * lm.final(state)`` added (end of sentence). ``lm=None`` and ``length_bonus=0`` leave the
+    search exactly as without fusion.
+    """
     device = enc.device
     enc_p = net.joiner.enc_proj(enc[:length])
     st = net.predictor.init_state(1, device)
     out, st = net.predictor.step(torch.zeros(1, dtype=torch.long, device=device), st)
+    fuse = lm is not None and lm_weight != 0.0
+    lm_states: dict[tuple, object] = {(): lm.initial_state()} if fuse else {}
     # each hyp: tokens -> (log score, projected predictor output (J,), predictor state)
-    hyps = {(): (0.0, net.joiner.pred_proj(out)[0], st)}
+    hyps: dict[tuple, tuple] = {(): (0.0, net.joiner.pred_proj(out)[0], st)}
     for t in range(enc_p.shape[0]):
         keys = list(hyps)
         pred = torch.stack([hyps[k][1] for k in keys])  # (H, J)
         logp = torch.log_softmax(net.joiner(enc_p[t].expand_as(pred), pred, projected=True), -1)  # (H, V)
         scores = torch.tensor([hyps[k][0] for k in keys], device=device)[:, None] + logp
+        if fuse or length_bonus:
+            v = logp.shape[1]
+            extra = torch.zeros(len(keys), v, dtype=logp.dtype, device=device)
+            if fuse:
+                lmp = np.stack([lm.log_probs(lm_states[k])[:v] for k in keys])  # (H, V): blank column is 0
+                if lmp.shape[1] < v:
+                    raise ValueError(f"the LM covers {lmp.shape[1] - 1} token ids, the net {v - 1}")
+                extra += lm_weight * torch.as_tensor(lmp, dtype=logp.dtype, device=device)
+            if length_bonus:
+                extra[:, 1:] += length_bonus
+            scores = scores + extra
         top = scores.flatten().topk(min(beam, scores.numel()))
         v = logp.shape[1]
         new: dict[tuple, list] = {}
@@ -91,5 +113,11 @@ def beam_search(net, enc: torch.Tensor, length: int, beam: int = 4) -> list[int]
             if tok == 0:
                 nxt[k] = (s, hyps[parent][1], hyps[parent][2])
         hyps = nxt
-    best = max(hyps.items(), key=lambda kv: kv[1][0])[0]
+        if fuse:
+            lm_states = {k: lm_states[k] if k in lm_states else lm.next_state(lm_states[k[:-1]], k[-1])
+                         for k in hyps}
+    if fuse:
+        best = max(hyps.items(), key=lambda kv: kv[1][0] + lm_weight * lm.final(lm_states[kv[0]]))[0]
+    else:
+        best = max(hyps.items(), key=lambda kv: kv[1][0])[0]
     return list(best)

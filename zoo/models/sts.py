@@ -177,7 +177,10 @@ class STSASR(TransducerASR[list[Turn], STSStreamResult]):
             out.append(self.session_turns(st.hyps[b * c:(b + 1) * c], st.frames[b * c:(b + 1) * c], end))
         return out
 
-    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int) -> list[list[Turn]]:
+    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int,
+                          **fusion) -> list[list[Turn]]:
+        if fusion:
+            raise ZooError("STS models decode greedily: no LM fusion")
         if beam_size > 1:
             raise ZooError("STS models decode greedily (turn times come from greedy emissions); drop --beam-size")
         enc, elens = self.encode(wav, lens)

@@ -83,28 +83,45 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
         feats, flens = self.featurizer(wav, lengths)
         return self.encoder(feats, flens)
 
-    def decode(self, enc: torch.Tensor, lengths: torch.Tensor, beam_size: int = 1) -> list[list[int]]:
-        if beam_size <= 1:
+    def decode(self, enc: torch.Tensor, lengths: torch.Tensor, beam_size: int = 1, lm=None,
+               lm_weight: float = 0.0, length_bonus: float = 0.0) -> list[list[int]]:
+        """Token ids per utterance: greedy for ``beam_size`` 1 without fusion, else modified beam search
+        (shallow fusion with ``lm`` at ``lm_weight`` and ``length_bonus`` per token; see ``beam_search``)."""
+        fused = (lm is not None and lm_weight != 0.0) or length_bonus != 0.0
+        if beam_size <= 1 and not fused:
             return greedy_search(self, enc, lengths).hyps
-        return [beam_search(self, enc[i], int(lengths[i]), beam_size) for i in range(enc.shape[0])]
+        return [beam_search(self, enc[i], int(lengths[i]), beam_size, lm=lm, lm_weight=lm_weight,
+                            length_bonus=length_bonus) for i in range(enc.shape[0])]
 
     @torch.inference_mode()
     def transcribe(self, inputs: Sequence | str | torch.Tensor, sample_rate: int | None = None,
-                   batch_size: int = 8, beam_size: int = 1, progress: bool = False) -> list[OutputT]:
+                   batch_size: int = 8, beam_size: int = 1, progress: bool = False, lm=None,
+                   lm_weight: float = 0.0, length_bonus: float = 0.0) -> list[OutputT]:
         """Transcribe audio files (paths) or waveforms ((S,) or (C, S) with ``sample_rate``).
 
-        Returns one string per input, in order.
+        Returns one string per input, in order. ``lm`` (a ``zoo.models.lm.CharNgramLM`` over this model's
+        characters), ``lm_weight`` and ``length_bonus``: shallow fusion in beam search (defaults: none).
         """
         if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
             raise ZooError(f"beam_size must be a whole number >= 1 (1 = greedy; got {beam_size!r})")
+        fusion: dict = {}
+        if lm is not None or lm_weight or length_bonus:
+            if lm is None and lm_weight:
+                raise ZooError("lm_weight needs an lm")
+            if type(self)._transcribe_batch is not TransducerASR._transcribe_batch:
+                raise ZooError(f"LM fusion is not supported by {type(self).__name__}")
+            if lm is not None and getattr(lm, "vocab", None) != getattr(self.tokenizer, "vocab", None):
+                raise ZooError("the LM's character vocabulary differs from the model's tokenizer")
+            fusion = {"lm": lm, "lm_weight": float(lm_weight), "length_bonus": float(length_bonus)}
         return self.map_batches(inputs, sample_rate, batch_size,
-                                lambda wav, lens: self._transcribe_batch(wav, lens, beam_size),
+                                lambda wav, lens: self._transcribe_batch(wav, lens, beam_size, **fusion),
                                 progress=progress, description="transcribing")
 
-    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int) -> list[OutputT]:
+    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int,
+                          **fusion) -> list[OutputT]:
         """One padded batch (B, S) -> B outputs (here texts; subclasses may return richer results)."""
         enc, elens = self.encode(wav, lens)
-        texts = [self.tokenizer.decode(toks) for toks in self.decode(enc, elens, beam_size)]
+        texts = [self.tokenizer.decode(toks) for toks in self.decode(enc, elens, beam_size, **fusion)]
         return cast(list[OutputT], texts)  # OutputT is str unless a subclass overrides this method
 
     def stream_all(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> StreamResultT:

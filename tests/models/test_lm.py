@@ -1,0 +1,201 @@
+"""Character n-gram LM (interpolated Kneser-Ney) and its shallow fusion in transducer beam search."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from zoo.audio import load_audio
+from zoo.errors import ZooError
+from zoo.models.decoding import beam_search
+from zoo.models.lm import CharNgramLM, perplexity
+from zoo.text import CharTokenizer
+
+from helpers import lively_net
+
+CORPUS = ["ENTER SIX TWO FOUR", "ERASE O T H F I FIVE ZERO", "RUBOUT", "GO", "STOP", "ENTER FIVE",
+          "NO", "YES", "REPEAT", "HELP", "SIX SIX SEVEN", "TWENTY FOUR"]
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return CharNgramLM.from_texts(CORPUS, order=4)
+
+
+def histories(lm):
+    tok = CharTokenizer(lm.vocab)
+    out = [lm.initial_state()]
+    for prefix in ["E", "ENT", "SIX S", "ZZZQ", "'' X", "TWENTY FOUR"]:
+        st = lm.initial_state()
+        for t in tok.encode(prefix):
+            st = lm.next_state(st, t)
+        out.append(st)
+    return out
+
+
+@pytest.mark.parametrize("order", [1, 2, 4, 6])
+def test_probabilities_sum_to_one(order):
+    lm = CharNgramLM.from_texts(CORPUS, order=order)
+    for st in histories(lm):
+        lp = lm.log_probs(st)
+        assert lp[0] == 0.0 and lp.shape == (len(lm.vocab) + 2,)  # blank column, chars, </s>
+        assert abs(np.exp(lp[1:]).sum() - 1.0) < 1e-6
+        assert np.isfinite(lp).all()  # every symbol keeps some mass
+        # score / final agree with log_probs
+        assert lm.score(st, 3)[0] == pytest.approx(lp[3]) and lm.final(st) == pytest.approx(lp[-1])
+
+
+def test_prefers_seen_continuation(lm):
+    tok = CharTokenizer(lm.vocab)
+    st = lm.initial_state()
+    for t in tok.encode("ENTER SI"):
+        st = lm.next_state(st, t)
+    lp = lm.log_probs(st)
+    assert int(np.argmax(lp[1:])) + 1 == tok.encode("X")[0]
+    assert lm.sentence_logprob("ENTER SIX TWO FOUR") > lm.sentence_logprob("ENTER SIX TWO FOUX") + 3
+    assert lm.sentence_logprob("GO") > lm.sentence_logprob("OG")
+    # </s> is likely only where sentences ended
+    done, mid = lm.initial_state(), lm.initial_state()
+    for t in tok.encode("RUBOUT"):
+        done = lm.next_state(done, t)
+    for t in tok.encode("RUBO"):
+        mid = lm.next_state(mid, t)
+    assert lm.final(done) > math.log(0.3) and lm.final(done) > lm.final(mid) + 0.5
+
+
+def test_state_is_bounded_history_and_bad_ids_raise(lm):
+    st = lm.initial_state()
+    for t in [1, 2, 3, 4, 5, 6]:
+        st = lm.next_state(st, t)
+    assert st == (4, 5, 6)  # order - 1 symbols
+    with pytest.raises(ValueError):
+        lm.score(st, 0)  # the blank is not a character
+    with pytest.raises(ValueError):
+        lm.score(st, len(lm.vocab) + 1)
+
+
+def test_save_load_roundtrip(lm, tmp_path):
+    lm2 = CharNgramLM.load(lm.save(tmp_path / "lm.json"))
+    assert lm2.order == lm.order and lm2.vocab == lm.vocab
+    for st in histories(lm):
+        np.testing.assert_allclose(lm2.log_probs(st), lm.log_probs(st), rtol=0, atol=1e-12)
+    assert perplexity(lm2, CORPUS) == pytest.approx(perplexity(lm, CORPUS))
+    assert perplexity(lm, CORPUS) < perplexity(lm, ["QZX JQK", "XXXX"])
+
+
+# --- fusion ----------------------------------------------------------------------------------------
+@torch.no_grad()
+def beam_search_before_fusion(net, enc, length, beam=4):
+    """``beam_search`` as it was before LM fusion (verbatim), the reference for lm=None."""
+    device = enc.device
+    enc_p = net.joiner.enc_proj(enc[:length])
+    st = net.predictor.init_state(1, device)
+    out, st = net.predictor.step(torch.zeros(1, dtype=torch.long, device=device), st)
+    hyps = {(): (0.0, net.joiner.pred_proj(out)[0], st)}
+    for t in range(enc_p.shape[0]):
+        keys = list(hyps)
+        pred = torch.stack([hyps[k][1] for k in keys])
+        logp = torch.log_softmax(net.joiner(enc_p[t].expand_as(pred), pred, projected=True), -1)
+        scores = torch.tensor([hyps[k][0] for k in keys], device=device)[:, None] + logp
+        top = scores.flatten().topk(min(beam, scores.numel()))
+        v = logp.shape[1]
+        new: dict[tuple, list] = {}
+        for s, idx in zip(top.values.tolist(), top.indices.tolist()):
+            h, tok = divmod(idx, v)
+            key = keys[h] if tok == 0 else keys[h] + (tok,)
+            if key in new:
+                new[key][0] = float(torch.logaddexp(torch.tensor(new[key][0]), torch.tensor(s)))
+            else:
+                new[key] = [s, keys[h], tok]
+        grow = [k for k, (_, _, tok) in new.items() if tok != 0]
+        nxt = {}
+        if grow:
+            parents = [hyps[new[k][1]][2] for k in grow]
+            h0 = torch.cat([p[0] for p in parents], dim=1)
+            c0 = torch.cat([p[1] for p in parents], dim=1)
+            toks = torch.tensor([new[k][2] for k in grow], device=device)
+            out, (h1, c1) = net.predictor.step(toks, (h0, c0))
+            proj = net.joiner.pred_proj(out)
+            for i, k in enumerate(grow):
+                nxt[k] = (new[k][0], proj[i], (h1[:, i:i + 1], c1[:, i:i + 1]))
+        for k, (s, parent, tok) in new.items():
+            if tok == 0:
+                nxt[k] = (s, hyps[parent][1], hyps[parent][2])
+        hyps = nxt
+    best = max(hyps.items(), key=lambda kv: kv[1][0])[0]
+    return list(best)
+
+
+@pytest.fixture(scope="module")
+def wavs(an4_wavs):
+    return [load_audio(p, 16000) for p in an4_wavs]
+
+
+@pytest.fixture(scope="module")
+def net(wavs):
+    return lively_net(wavs[2])
+
+
+@pytest.fixture(scope="module")
+def encs(net, wavs):
+    with torch.no_grad():
+        return [net.encode(w[None], torch.tensor([w.numel()])) for w in wavs[:4]]
+
+
+@pytest.mark.parametrize("beam", [1, 3, 4])
+def test_no_lm_is_unchanged(net, encs, beam):
+    lm = CharNgramLM.from_texts(CORPUS, order=3, vocab=net.tokenizer.vocab)
+    outs = []
+    for enc, lens in encs:
+        ref = beam_search_before_fusion(net, enc[0], int(lens[0]), beam)
+        outs.append(ref)
+        assert beam_search(net, enc[0], int(lens[0]), beam) == ref
+        assert beam_search(net, enc[0], int(lens[0]), beam, lm=None, lm_weight=0.0) == ref
+        assert beam_search(net, enc[0], int(lens[0]), beam, lm=lm, lm_weight=0.0) == ref
+        if beam > 1:
+            assert net.decode(enc, lens, beam) == [ref]
+            assert net.decode(enc, lens, beam, lm=None) == [ref]
+    assert sum(map(len, outs)) > 10  # the net emits, so the comparison means something
+
+
+def test_huge_lm_weight_forces_lm_sentence(net, encs, an4_wavs):
+    sentence = "HELLO WORLD"
+    tok = net.tokenizer  # lively_net swaps a letter with the space: build the LM over its vocabulary
+    lm = CharNgramLM.from_texts([sentence] * 50, order=4, vocab=tok.vocab)
+    target = tok.encode(sentence)
+    for enc, lens in encs[:3]:
+        plain = beam_search(net, enc[0], int(lens[0]), 4)
+        fused = beam_search(net, enc[0], int(lens[0]), 4, lm=lm, lm_weight=100.0, length_bonus=20.0)
+        assert plain != target
+        assert fused == target
+    # threaded through transcribe
+    path = str(an4_wavs[0])
+    assert net.transcribe(path, beam_size=4, lm=lm, lm_weight=100.0, length_bonus=20.0) == [tok.decode(target)]
+    assert net.transcribe(path, beam_size=4, lm=None) == net.transcribe(path, beam_size=4)
+
+
+def test_moderate_weight_moves_towards_lm(net, encs):
+    """A strong LM weight gives an output the LM scores at least as well per symbol as the plain search."""
+    lm = CharNgramLM.from_texts(CORPUS, order=4, vocab=net.tokenizer.vocab)
+    enc, lens = encs[1]
+    lps = []
+    for w in (0.0, 1.0, 5.0):
+        ids = beam_search(net, enc[0], int(lens[0]), 4, lm=lm if w else None, lm_weight=w)
+        st, lp = lm.initial_state(), 0.0
+        for t in ids:
+            s, st = lm.score(st, t)
+            lp += s
+        lps.append((lp + lm.final(st)) / (len(ids) + 1))
+    assert lps[2] >= lps[0]
+
+
+def test_fusion_argument_checks(net, an4_wavs):
+    path = str(an4_wavs[0])
+    other = CharNgramLM.from_texts(CORPUS, order=3)  # the standard vocabulary; lively_net swapped two chars
+    assert other.vocab != net.tokenizer.vocab
+    with pytest.raises(ZooError):
+        net.transcribe(path, beam_size=4, lm=other, lm_weight=0.5)
+    with pytest.raises(ZooError):
+        net.transcribe(path, beam_size=4, lm_weight=0.5)
