@@ -4,6 +4,7 @@
 the DataModule recipe ``an4_so762_spk``, a 2-step fit on it and the v2 configs."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections import Counter
@@ -216,3 +217,22 @@ def test_v2_configs_differ_only_by_the_adversary():
 
 def test_seed_script_parses():
     assert subprocess.run(["bash", "-n", str(REPO / "scripts" / "sv_seeds.sh")]).returncode == 0
+
+
+def test_zoo_data_so762_sv_writes_the_published_list_with_local_paths(data_root, tmp_path, monkeypatch, capsys):
+    from zoo.cli.main import main
+    from zoo.data.trials import SO762_TRIALS, TRIALS_DIR, read_trials
+
+    monkeypatch.setenv("ZOO_DATA", str(data_root))
+    out = tmp_path / "so762sv"
+    assert main(["data", "so762-sv", "--out", str(out)]) == 0
+    assert (out / SO762_TRIALS).read_text() == (TRIALS_DIR / SO762_TRIALS).read_text()
+    rows = [json.loads(line) for line in (out / "so762_test.jsonl").read_text().splitlines()]
+    assert len(rows) == 2500 and all(Path(r["audio_filepath"]).is_absolute() for r in rows)
+    ids = {r["id"] for r in rows}
+    assert all(a in ids and b in ids for a, b, _ in read_trials(out / SO762_TRIALS)[:1000])
+    child, adult = (read_trials(out / f"so762_test_trials.{g}.txt") for g in ("child", "adult"))
+    assert child and adult and not set(child) & set(adult)
+    capsys.readouterr()
+    assert main(["data", "so762-sv", "--out", str(out)]) == 2  # never overwrites without --force
+    assert "--force" in capsys.readouterr().err

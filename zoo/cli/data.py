@@ -11,7 +11,7 @@ MAX_MIX_OFFSET = 600.0  # s; a demo mix longer than this is a typo (1e6 would al
 
 def add_parsers(sub) -> None:
     d = sub.add_parser("data", help="write NeMo JSONL manifests of a corpus recipe (an4-sv: + trials files)")
-    d.add_argument("corpus", choices=["an4", "speechocean762", "alphanumeric", "an4-sv", "an4-mix"],
+    d.add_argument("corpus", choices=["an4", "speechocean762", "alphanumeric", "an4-sv", "so762-sv", "an4-mix"],
                    help="corpus recipe")
     d.add_argument("--out", required=True, help="output folder for train/dev/test .jsonl "
                    "(an4-sv: train/dev/eval .jsonl with ids + dev_trials.txt, eval_trials.txt)")
@@ -36,6 +36,9 @@ def _outputs(args) -> list[Path]:
     out = Path(args.out)
     if args.corpus == "an4-sv":
         names = ["train.jsonl", "dev.jsonl", "eval.jsonl", "dev_trials.txt", "eval_trials.txt"]
+    elif args.corpus == "so762-sv":
+        names = ["so762_test.jsonl", "so762_test_trials.txt", "so762_test_trials.adult.txt",
+                 "so762_test_trials.child.txt"]
     elif args.corpus == "an4-mix":
         names = [f"{args.split}.jsonl"]
     else:
@@ -52,6 +55,16 @@ def cmd_data(args) -> int:
             check_new_output(p, False, "--out")
     if args.corpus == "an4-sv":
         for p in write_sv_data(args.out, args.data_dir):
+            print(p)
+        return 0
+    if args.corpus == "so762-sv":  # the published speechocean762-test list (data/trials/), this machine's paths
+        from zoo.data.trials import SO762_TRIALS, TRIALS_DIR, write_cohort_trials, write_so762_manifest
+        from zoo.io import atomic_write_text
+
+        out = Path(args.out)
+        print(write_so762_manifest(out / "so762_test.jsonl", args.data_dir))
+        print(atomic_write_text(out / SO762_TRIALS, (TRIALS_DIR / SO762_TRIALS).read_text()))
+        for p in write_cohort_trials(out):
             print(p)
         return 0
     if args.corpus == "an4-mix":
