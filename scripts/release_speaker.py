@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import torch
+import yaml
 
 from zoo.evaluation.speaker import an4_sv_set, calibrate_threshold, evaluate_sv
 from zoo.hub.cards import render_card
@@ -83,12 +84,17 @@ false-alarm rate {100 * rep['at_dev_threshold']['fpr']:.2f}% on eval.
 Reproduce: `zoo data an4-sv --out an4sv && zoo score --model {name} --trials an4sv/eval_trials.txt --manifest an4sv/eval.jsonl`.
 """
     t = f" in {train_minutes:.0f} minutes" if train_minutes else ""
-    cfg_rel = Path(config).as_posix() if config else "configs/speaker/<recipe>.yaml"
-    training_md = f"""Trained from scratch on the 54 AN4-SV train speakers (9 female, 45 male) on a 2-core CPU{t}:
+    tc = yaml.safe_load(Path(config).read_text()) if config else {}
+    root = (tc.get("trainer") or {}).get("default_root_dir") or f"exp/{name}"
+    corpus = (tc.get("data") or {}).get("corpus", "an4_spk")
+    speakers = ("163 speakers of AN4 + speechocean762 train (children and adults; "
+                "`zoo.data.corpora.sv_speaker_split`)" if "so762" in str(corpus)
+                else "the 54 AN4-SV train speakers (9 female, 45 male)")
+    training_md = f"""Trained from scratch on {speakers} on a 2-core CPU{t}, seed {tc.get("seed", 0)}:
 
 ```bash
-zoo fit --config {cfg_rel} --seed 0
-python scripts/release_speaker.py --ckpt <ckpt> --name {name} --config {cfg_rel}
+zoo fit --config checkpoints/{name}/train_config.yaml --trainer.default_root_dir {root}
+python scripts/release_speaker.py --ckpt {root}/checkpoints/last.ckpt --name {name} --config {root}/config.yaml
 ```
 
 {train_note}
