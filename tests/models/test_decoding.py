@@ -10,23 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.audio import load_audio
 from zoo.metrics.wer import bootstrap_wer, error_rates
 from zoo.models.decoding import beam_search, greedy_search
 from zoo.models.transducer import TransducerASR
 from zoo.text import CharTokenizer
 
-from helpers import lively_net, make_tiny_net
-
-
-@pytest.fixture(scope="module")
-def wavs(an4_wavs):
-    return [load_audio(p, 16000) for p in an4_wavs]
-
-
-@pytest.fixture(scope="module")
-def net(wavs):
-    return lively_net(wavs[2])
+from helpers import make_tiny_net
 
 
 # --- batching ------------------------------------------------------------------------------------

@@ -7,13 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.audio import load_audio
 from zoo.errors import ZooError
 from zoo.models.decoding import beam_search
 from zoo.models.lm import CharNgramLM, perplexity
 from zoo.text import CharTokenizer
-
-from helpers import lively_net
 
 CORPUS = ["ENTER SIX TWO FOUR", "ERASE O T H F I FIVE ZERO", "RUBOUT", "GO", "STOP", "ENTER FIVE",
           "NO", "YES", "REPEAT", "HELP", "SIX SIX SEVEN", "TWENTY FOUR"]
@@ -128,14 +125,6 @@ def beam_search_before_fusion(net, enc, length, beam=4):
     return list(best)
 
 
-@pytest.fixture(scope="module")
-def wavs(an4_wavs):
-    return [load_audio(p, 16000) for p in an4_wavs]
-
-
-@pytest.fixture(scope="module")
-def net(wavs):
-    return lively_net(wavs[2])
 
 
 @pytest.fixture(scope="module")
