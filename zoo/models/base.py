@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Sequence
 
@@ -18,6 +17,7 @@ from torch import nn
 from zoo._version import __version__
 from zoo.audio import load_inputs
 from zoo.errors import ModelFolderError, ModelNotFoundError, ZooError
+from zoo.io import atomic_folder
 from zoo.text import build_tokenizer
 
 if TYPE_CHECKING:
@@ -155,31 +155,23 @@ def model_config(net, normalizer: str = "upper", **extra) -> dict:
 def save_pretrained(net, folder: str | Path, config: dict | None = None, card: str | None = None) -> Path:
     """Write a model folder atomically (a temp folder renamed into place)."""
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / "config.json").is_file())):
-        raise ModelFolderError(f"{folder} exists and is not a model folder; choose a new or empty folder")
     cfg = config or model_config(net)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-        save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, tmp / "model.safetensors",
-                  metadata={"format": "pt", "zoo_format_version": str(FORMAT_VERSION)})
-        tok_file = getattr(getattr(net, "tokenizer", None), "model_file", None)
-        if tok_file is not None:
-            shutil.copyfile(tok_file, tmp / "tokenizer.model")
-        if card is not None:
-            (tmp / "README.md").write_text(card)
-        elif (folder / "README.md").is_file():
-            shutil.copyfile(folder / "README.md", tmp / "README.md")
-        tmp.chmod(0o755)  # mkdtemp makes 0700
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        with atomic_folder(folder, marker="config.json") as tmp:  # replaces only an earlier model folder
+            (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+            save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()},
+                      tmp / "model.safetensors", metadata={"format": "pt", "zoo_format_version": str(FORMAT_VERSION)})
+            tok_file = getattr(getattr(net, "tokenizer", None), "model_file", None)
+            if tok_file is not None:
+                shutil.copyfile(tok_file, tmp / "tokenizer.model")
+            if card is not None:
+                (tmp / "README.md").write_text(card)
+            elif (folder / "README.md").is_file():
+                shutil.copyfile(folder / "README.md", tmp / "README.md")
+            for f in tmp.iterdir():
+                f.chmod(0o644)
+    except FileExistsError:
+        raise ModelFolderError(f"{folder} exists and is not a model folder; choose a new or empty folder") from None
     return folder
 
 
