@@ -13,8 +13,9 @@
 #   bash scripts/sv_seeds.sh "ecapa_an4 arw_an4" "0 1 2" exp/sv_an4   # the AN4-only recipes, same scoring
 #
 # SYSTEM is configs/speaker/v2/SYSTEM.yaml, else configs/speaker/SYSTEM.yaml, or a .yaml path (named by its
-# file name). Runs go to ROOT/SYSTEM/s<seed>
-# (a run with a last.ckpt is not retrained, a run with ROOT/.../score/<set>/metrics.json is not rescored).
+# file name); an overlay starting with "# base: FILE" is composed after FILE (arw_pl, arw_aps, arw_embedding).
+# Runs go to ROOT/SYSTEM/s<seed> (a run with a last.ckpt is not retrained, a run with
+# ROOT/.../score/<set>/metrics.json is not rescored).
 # v2 runs take ~18 (ecapa) / ~22 (arw) min each on the 2-core dev machine, + ~2-3 min of scoring (4 sets).
 # Env: ZOO (default .venv/bin/zoo), PY (.venv/bin/python), ZOO_DATA (corpora), N_BOOT (1000).
 set -euo pipefail
@@ -34,6 +35,15 @@ config_of() {
   elif [ -f "configs/speaker/v2/$1.yaml" ]; then echo "configs/speaker/v2/$1.yaml"
   elif [ -f "configs/speaker/$1.yaml" ]; then echo "configs/speaker/$1.yaml"
   else echo "no config for system '$1' (configs/speaker/v2/$1.yaml or configs/speaker/$1.yaml)" >&2; exit 2; fi
+}
+# --config arguments of a system: an overlay whose first line is "# base: FILE" (relative to its folder) is
+# composed after its base, e.g. arw_pl -> --config configs/speaker/v2/arw.yaml --config configs/speaker/v2/arw_pl.yaml
+config_args() {
+  local cfg base
+  cfg=$(config_of "$1") || exit 2
+  base=$(sed -n '1s/^# base: *//p' "$cfg")
+  if [ -n "$base" ]; then config_args "$(dirname "$cfg")/$base"; fi
+  printf -- '--config %s ' "$cfg"
 }
 for sys in $SYSTEMS; do config_of "$sys" > /dev/null; done
 
@@ -57,7 +67,7 @@ for s in $SEEDS; do
     name=$(echo "${ROOT}_${sys}_s$s" | tr '/' '_')
     if [ ! -f "$run/checkpoints/last.ckpt" ]; then
       echo "$(date +%T) train $run"
-      $ZOO fit --config "$(config_of "$cfg")" --seed "$s" --data.seed "$s" \
+      $ZOO fit $(config_args "$cfg") --seed "$s" --data.seed "$s" \
         --trainer.default_root_dir "$run" --trainer.logger.init_args.name "$name" \
         --trainer.enable_progress_bar false > "logs/$name.log" 2>&1
     fi
