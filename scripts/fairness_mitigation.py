@@ -6,10 +6,24 @@ baselines of Trinh et al. 2022, then print a before/after table.
     python scripts/fairness_mitigation.py --audit reports/audit_gender --dry-run     # print the commands
     python scripts/fairness_mitigation.py --audit reports/audit_gender --max_steps 300
 
+The v2 models (AN4 + speechocean762; configs/fairness/ewc_finetune_v2.yaml has the Fisher command):
+
+    # child cohort: train on speechocean762 train children, score on test children/adults and AN4 test
+    python scripts/fairness_mitigation.py --config configs/fairness/ewc_finetune.yaml \
+        --config configs/fairness/ewc_finetune_v2.yaml --model lstm-rnnt-an4-so762-long \
+        --audit reports/fairness_v2/so762_metadata --cohort-set age_group --cohort age_group=child \
+        --train-corpus speechocean762 --fisher exp/fairness_v2/fisher.safetensors --extra-eval an4:test \
+        --methods ft ewc l2sp oversample --out exp/fairness_v2/child
+    # worst lat/lon region of the held-out alphanumeric audit: train on its discovery speakers
+    python scripts/fairness_mitigation.py ... --audit reports/fairness_v2/alnum_geo --train-corpus alphanumeric \
+        --train-split test --methods ft ewc l2sp --max_steps 100 --out exp/fairness_v2/geo
+
 Target cohort: ``--cohort`` of ``--cohort-set`` in the audit's cohorts.json (default: the audit's ``selection``).
-Its *training* speakers are the speakers of the training data (AN4 train, or ``--train-manifest``) that the
+Its *training* speakers are the speakers of the training data (``--train-corpus``/``--train-split``, default AN4
+train, or ``--train-manifest``) that the
 cohort's rule selects (metadata value / threshold: from the training data's columns and ``--train-metadata``;
-k-means centroid: from ``--speaker-model`` embeddings; lat/lon box), or ``--target-speakers a,b,c`` / a file.
+k-means centroid: from ``--speaker-model`` embeddings; lat/lon box), or ``--target-speakers a,b,c`` / a file,
+never one of the speakers the audit scores (records.jsonl): those are left out, so every number is held out.
 Methods (one `zoo fit` of configs/fairness/ewc_finetune.yaml each, from ``--model``):
 
     ft          plain fine-tuning on the cohort's training data
@@ -23,7 +37,8 @@ Each run writes <out>/<method>/ (train.log, checkpoints/last.ckpt, model/ export
 finished runs are skipped on the next call (--force retrains). Then every model (and ``--model``, "before") decodes
 the audit's utterances (records.jsonl) and the table gives, per model: WER of the targeted cohort, of the other
 cohorts pooled and each, overall, and the variance of the cohort WERs (population variance, cohorts of the
-audit's cohort set with >= --min-words words), with relative changes against "before". Written to
+audit's cohort set with >= --min-words words) with their mean and max, and each ``--extra-eval CORPUS:SPLIT``
+(forgetting, e.g. an4:test), with relative changes against "before". Written to
 <out>/results.json and <out>/results.md.
 """
 from __future__ import annotations
@@ -63,7 +78,8 @@ def plan(args, target_manifest: str, speakers_file: str) -> list[dict]:
     runs = []
     for m in args.methods:
         d = f"{args.out.rstrip('/')}/{m}"
-        fit = ["zoo", "fit", "--config", args.config, "--model.init_args.init_from", args.model,
+        configs = [x for c in (args.config or [CONFIG]) for x in ("--config", c)]
+        fit = ["zoo", "fit", *configs, "--model.init_args.init_from", args.model,
                *method_args(m, target_manifest, speakers_file, args.fisher, args.ewc_weight, args.l2sp_weight,
                             args.factor, args.train_manifest),
                "--trainer.max_steps", str(args.max_steps), "--trainer.default_root_dir", d,
@@ -95,7 +111,7 @@ def load_audit(audit: Path, cohort_set: str | None, cohort: str | None) -> tuple
 def training_items(args) -> list[dict]:
     from zoo.fairness.records import attach_metadata, load_items, read_metadata
 
-    items = load_items(args.train_manifest, "an4", "train", args.data_dir)
+    items = load_items(args.train_manifest, args.train_corpus, args.train_split, args.data_dir)
     if args.train_metadata:
         items = attach_metadata(items, read_metadata(args.train_metadata), args.train_metadata)
     return items
@@ -161,26 +177,53 @@ def evaluate(model_ref: str, audit: Path, cohorts: dict, target: str, min_words:
     rest = [r for r, lab in zip(recs, labels) if lab != target]
     return {"target": overall(tgt, n_boot)["wer"], "others": overall(rest, n_boot)["wer"] if rest else None,
             "overall": overall(recs, n_boot)["wer"], "variance": summ.get("variance"),
+            "mean": summ.get("mean"), "max": summ.get("max"),
             "cohorts": {r["cohort"]: r["wer"] for r in rows}}
+
+
+def extra_wer(model_ref: str, sets: list[str], data_dir: str | None, n_boot: int) -> dict:
+    """{"corpus:split": overall WER} of a model on each extra evaluation set (forgetting)."""
+    from zoo.errors import ZooError
+    from zoo.fairness.metrics import overall
+    from zoo.fairness.records import error_records, load_items
+    from zoo.hub import from_pretrained
+
+    model, out = from_pretrained(model_ref), {}
+    for spec in sets:
+        corpus, _, split = spec.partition(":")
+        if not corpus or not split:
+            raise ZooError(f"--extra-eval {spec!r}: give CORPUS:SPLIT, e.g. an4:test")
+        recs = error_records(model, load_items(None, corpus, split, data_dir), progress=sys.stderr.isatty())
+        out[spec] = overall(recs, n_boot)["wer"]
+    return out
 
 
 def table(results: dict, target: str) -> str:
     base = results.get("before")
 
-    def rel(k, v):
-        if base is None or v is None or not base.get(k):
+    def rel(k, v, ref=None):
+        ref = base if ref is None else ref
+        if ref is None or v is None or not ref.get(k):
             return ""
-        return f" ({100 * (v - base[k]) / base[k]:+.1f}%)"
+        return f" ({100 * (v - ref[k]) / ref[k]:+.1f}%)"
+
+    def rel_extra(k, v):
+        return rel(k, v, (base or {}).get("extra", {}))
     cohorts = sorted({c for r in results.values() for c in r["cohorts"]})
+    extra = sorted({k for r in results.values() for k in r.get("extra", {})})
     lines = [f"targeted cohort: {target}; WER %, relative change vs before in ()",
-             "| model | target | others | overall | variance (%²) | " + " | ".join(cohorts) + " |",
-             "|---|---|---|---|---|" + "---|" * len(cohorts)]
+             "| model | target | others | overall | cohort mean | cohort max | variance (%²) | "
+             + " | ".join(cohorts + extra) + " |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(cohorts + extra)]
     for name, r in results.items():
         var = "n/a" if r["variance"] is None else f"{1e4 * r['variance']:.2f}{rel('variance', r['variance'])}"
         oth = "n/a" if r["others"] is None else f"{100 * r['others']:.2f}{rel('others', r['others'])}"
+        spread = " | ".join("n/a" if r.get(k) is None else f"{100 * r[k]:.2f}{rel(k, r[k])}" for k in ("mean", "max"))
         lines.append(f"| {name} | {100 * r['target']:.2f}{rel('target', r['target'])} | {oth} | "
-                     f"{100 * r['overall']:.2f}{rel('overall', r['overall'])} | {var} | "
-                     + " | ".join(f"{100 * r['cohorts'].get(c, float('nan')):.2f}" for c in cohorts) + " |")
+                     f"{100 * r['overall']:.2f}{rel('overall', r['overall'])} | {spread} | {var} | "
+                     + " | ".join([f"{100 * r['cohorts'].get(c, float('nan')):.2f}" for c in cohorts]
+                                  + [f"{100 * r['extra'][k]:.2f}{rel_extra(k, r['extra'][k])}" if k in r.get("extra", {})
+                                     else "n/a" for k in extra]) + " |")
     return "\n".join(lines)
 
 
@@ -191,8 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cohort", default=None)
     ap.add_argument("--target-speakers", default=None, help="training speakers: comma list or a file (overrides the rule)")
     ap.add_argument("--model", default="lstm-rnnt-an4")
-    ap.add_argument("--config", default=CONFIG)
-    ap.add_argument("--train-manifest", default=None, help="training data (default: AN4 train)")
+    ap.add_argument("--config", action="append", default=None,
+                    help=f"fit config (repeat to compose overlays; default {CONFIG})")
+    ap.add_argument("--train-manifest", default=None, help="training data (default: --train-corpus)")
+    ap.add_argument("--train-corpus", default="an4", help="corpus recipe the cohort's training speakers come from")
+    ap.add_argument("--train-split", default="train", help="its split (speechocean762 train excludes the dev speakers)")
+    ap.add_argument("--extra-eval", action="append", default=[], metavar="CORPUS:SPLIT",
+                    help="also report every model's overall WER here (forgetting), e.g. an4:test; repeatable")
     ap.add_argument("--train-metadata", default=None, help="per-speaker CSV for the training speakers")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--speaker-model", default=None, help="for embedding cohorts: the audit's speaker model")
@@ -216,6 +264,15 @@ def main(argv: list[str] | None = None) -> int:
         cohorts, cset, target = load_audit(audit, args.cohort_set, args.cohort)
         items = training_items(args)
         speakers = target_speakers(args, cohorts[target]["rule"], items)
+        if speakers is not None:  # held out: never fine-tune on a speaker the table scores
+            scored = {json.loads(x)["speaker"] for x in (audit / "records.jsonl").read_text().splitlines() if x.strip()}
+            dropped = sorted(set(speakers) & scored)
+            speakers = [s for s in speakers if s not in scored]
+            if dropped:
+                print(f"# {len(dropped)} of the cohort's training speakers are scored by the audit: left out")
+            if not speakers:
+                raise ZooError("every training speaker of the cohort is a scoring speaker of the audit — train on "
+                               "other speakers (--train-corpus / --train-manifest / --target-speakers)")
         out = Path(args.out)
         if speakers is None:
             man, spk = out / "target_train.jsonl", out / "target_speakers.txt"
@@ -253,9 +310,11 @@ def main(argv: list[str] | None = None) -> int:
             if rc != 0:
                 return 1
             (d / "DONE").write_text(shlex.join(r["fit"]) + "\n")
-        results = {"before": evaluate(args.model, audit, cohorts, target, args.min_words, args.n_boot)}
-        for r in runs:
-            results[r["name"]] = evaluate(f"{r['dir']}/model", audit, cohorts, target, args.min_words, args.n_boot)
+        results = {}
+        for name, ref in [("before", args.model)] + [(r["name"], f"{r['dir']}/model") for r in runs]:
+            results[name] = evaluate(ref, audit, cohorts, target, args.min_words, args.n_boot)
+            if args.extra_eval:
+                results[name]["extra"] = extra_wer(ref, args.extra_eval, args.data_dir, args.n_boot)
         text = table(results, target)
         print(text)
         from zoo.io import atomic_write_text

@@ -359,3 +359,56 @@ def test_mitigation_script_plans_every_method_and_tabulates(tiny_folder, an4_sma
     recs = [json.loads(x) for x in (audit / "records.jsonl").read_text().splitlines()]
     m = [r for r in recs if r["gender"] == "m"]
     assert res["before"]["target"] == pytest.approx(sum(r["errors"] for r in m) / sum(r["words"] for r in m))
+
+
+def _mitigation_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fairness_mitigation", REPO / "scripts" / "fairness_mitigation.py")
+    fm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fm)
+    return fm
+
+
+def test_mitigation_never_trains_on_scored_speakers(tiny_folder, an4_small, an4_root, tmp_path, capsys):
+    """Held out: a training speaker that the audit scores is left out of the fine-tuning set; when every one is,
+    one error line (exit 2) and nothing written. Composed configs are passed through in order."""
+    fm = _mitigation_module()
+    audit = tmp_path / "audit"
+    assert main(["audit", "--model", str(tiny_folder), "--manifest", str(an4_small["manifest"]), "--metadata",
+                 str(an4_small["metadata"]), "--method", "metadata", "--columns", "gender", "--out", str(audit),
+                 *FAST]) == 0
+    capsys.readouterr()
+    common = ["--audit", str(audit), "--cohort-set", "gender", "--cohort", "gender=f", "--model", str(tiny_folder),
+              "--data-dir", str(an4_root.parent), "--dry-run", "--out", str(tmp_path / "mit")]
+    assert fm.main(common + ["--target-speakers", "fcaw,fash", "--config", "a.yaml", "--config", "b.yaml"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("# 1 of the cohort's training speakers are scored")
+    assert out[1].endswith("1 training speakers: fash")
+    assert all("--config a.yaml --config b.yaml --model" in line for line in out if " fit " in line)
+    assert fm.main(common + ["--target-speakers", "fcaw,fjlp"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "scoring speaker" in err[0]
+    assert not (tmp_path / "mit").exists()
+
+
+def test_mitigation_extra_eval_column(tiny_folder, an4_small, tmp_path, capsys):
+    """--extra-eval: each model's WER on another set gets its own column with the change against "before"."""
+    fm = _mitigation_module()
+    res = {"before": {"target": 0.5, "others": 0.4, "overall": 0.45, "variance": 0.01, "mean": 0.45, "max": 0.5,
+                      "cohorts": {"a": 0.5, "b": 0.4}, "extra": {"an4:test": 0.2}},
+           "ewc": {"target": 0.4, "others": 0.4, "overall": 0.4, "variance": 0.0, "mean": 0.4, "max": 0.4,
+                   "cohorts": {"a": 0.4, "b": 0.4}, "extra": {"an4:test": 0.3}}}
+    tab = fm.table(res, "a").splitlines()
+    assert tab[1].endswith("| a | b | an4:test |")
+    assert tab[-1].endswith("| 40.00 (-11.1%) | 40.00 (-20.0%) | 0.00 (-100.0%) | 40.00 | 40.00 | 30.00 (+50.0%) |")
+    with pytest.raises(Exception, match="CORPUS:SPLIT"):
+        fm.extra_wer(str(tiny_folder), ["an4"], None, 10)
+
+
+def test_fisher_unknown_corpus_in_a_mix_is_one_line(tiny_folder, tmp_path, capsys):
+    assert main(["fisher", "--model", str(tiny_folder), "--corpus", "an4,nope", "--out",
+                 str(tmp_path / "f.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "nope" in err[0]
+    assert not (tmp_path / "f.safetensors").exists()

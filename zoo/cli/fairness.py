@@ -64,7 +64,8 @@ def add_parsers(sub) -> None:
                        "EWC fine-tuning), stored beside the model")
     f.add_argument("--model", required=True, help="ASR model: name or model folder")
     f.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit sha)")
-    f.add_argument("--corpus", default="an4", choices=["an4"], help="corpus recipe")
+    f.add_argument("--corpus", default="an4", help="corpus recipe, or a comma-separated mix of them weighted "
+                   "equally (e.g. an4,speechocean762: the v2 models' training corpora)")
     f.add_argument("--split", default="train", choices=["train", "dev", "test"], help="corpus split")
     f.add_argument("--manifest", default=None, help="training manifest instead of a corpus split")
     f.add_argument("--data-dir", default=None, help="corpus location (default: $ZOO_DATA or ../shared/data)")
@@ -239,8 +240,16 @@ def cmd_fisher(args) -> int:
                               num_buckets=1, seed=args.seed)
         split = "train"
     else:
-        dm = SpeechDataModule(corpus=args.corpus, data_dir=args.data_dir, max_duration=args.max_duration,
-                              num_buckets=1, seed=args.seed)
+        from zoo.data.corpora import CORPORA
+
+        names = [c.strip() for c in args.corpus.split(",") if c.strip()]
+        unknown = [c for c in names if c not in CORPORA]
+        if not names or unknown:
+            raise ZooError(f"unknown corpus {', '.join(unknown) or repr(args.corpus)} — choose from "
+                           f"{', '.join(sorted(CORPORA))} (comma-separated for a mix)")
+        mix = {"corpus": names[0]} if len(names) == 1 else {"corpus": None, "corpora": {c: 1.0 for c in names}}
+        dm = SpeechDataModule(**mix, data_dir=args.data_dir, max_duration=args.max_duration, num_buckets=1,
+                              seed=args.seed)
         split = {"train": "train", "dev": "val", "test": "test"}[args.split]
     dm.setup("fit")
     loader = dm.train_dataloader() if split == "train" else dm.plain_dataloader(split)
