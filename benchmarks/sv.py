@@ -3,6 +3,13 @@ gap on AN4-SV eval, and ARW's relative change against the issue's goal (EER -7.7
 
     python benchmarks/sv.py --baseline exp/ecapa_an4*/checkpoints/last.ckpt --arw exp/arw_an4*/checkpoints/last.ckpt \
         [--split eval] [--json out.json]
+    python benchmarks/sv.py --seeds reports/sv_v2/seeds [--baseline-name ecapa]
+
+``--seeds DIR`` tabulates stored scores instead (no model is run): DIR/<system>/s<seed>/<set>.json as
+``scripts/sv_seeds.sh`` writes them (``zoo score`` metrics of the speechocean762-test list ``so762`` and its
+``so762_child`` / ``so762_adult`` subsets, and ``an4sv``): per system mean ± std over seeds of EER, minDCF, child
+and adult EER, the worst age cohort's EER and the child-adult gap, and each system's relative change against the
+baseline system (``--baseline-name``) for the issue's goals (EER -7.6%, worst-cohort gap -17%).
 
 Each run is a Lightning checkpoint (.ckpt) or a model folder / released name. Metrics are threshold-free
 (no calibration needed), computed on every cross-utterance pair of the split; std is over runs (seeds).
@@ -75,15 +82,86 @@ def summarise(groups: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+SEED_KEYS = [("eer", "EER %"), ("min_dcf_0.01", "minDCF .01"), ("eer_child", "child %"), ("eer_adult", "adult %"),
+             ("eer_worst", "worst %"), ("age_gap", "gap pts"), ("eer_an4sv", "AN4-SV %")]
+SEED_GOALS = {"eer": -7.6, "age_gap": -17.0}
+
+
+def seed_metrics(run_dir: Path) -> dict | None:
+    """One seed's stored scores -> flat metrics (EERs in %), or None when its so762 score is missing."""
+    def load(name):
+        f = run_dir / f"{name}.json"
+        return json.loads(f.read_text()) if f.is_file() else None
+    allset = load("so762")
+    if allset is None:
+        return None
+    m = {"eer": 100 * allset["eer"], "min_dcf_0.01": allset["min_dcf_0.01"]}
+    child, adult, an4 = load("so762_child"), load("so762_adult"), load("an4sv")
+    if child and adult:
+        m.update(eer_child=100 * child["eer"], eer_adult=100 * adult["eer"])
+        m.update(eer_worst=max(m["eer_child"], m["eer_adult"]), age_gap=abs(m["eer_child"] - m["eer_adult"]))
+    if an4:
+        m["eer_an4sv"] = 100 * an4["eer"]
+    return m
+
+
+def seeds_table(root: Path, baseline: str = "ecapa") -> str:
+    """Mean ± std over seeds per system folder of ``root``, and the change against ``baseline``."""
+    systems = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        runs = [m for r in sorted(d.glob("s*")) if (m := seed_metrics(r)) is not None]
+        if runs:
+            systems[d.name] = runs
+    if not systems:
+        raise SystemExit(f"error: no <system>/s<seed>/so762.json under {root} — run scripts/sv_seeds.sh first")
+    order = ([baseline] if baseline in systems else []) + [s for s in systems if s != baseline]
+    width = max(len(s) for s in order) + 2
+    lines = ["speechocean762 test list (+ AN4-SV eval); EER in %, mean ± std over seeds; gap = |child - adult| "
+             "EER points; worst = the worse age cohort",
+             f"{'system':<{width}}{'seeds':>6}" + "".join(f"{t:>16}" for _, t in SEED_KEYS)]
+    stats = {}
+    for s in order:
+        row = f"{s:<{width}}{len(systems[s]):>6}"
+        for k, _ in SEED_KEYS:
+            vals = [r[k] for r in systems[s] if k in r]
+            if not vals:
+                row += f"{'-':>16}"
+                continue
+            stats[(s, k)] = mean_std(vals)
+            fmt = "{:.3f} ± {:.3f}" if k.startswith("min_dcf") else "{:.2f} ± {:.2f}"
+            row += f"{fmt.format(*stats[(s, k)]):>16}"
+        lines.append(row)
+    if baseline in systems:
+        lines += ["", f"relative change against {baseline} (mean over seeds):"]
+        for s in order[1:]:
+            parts = []
+            for k, t in SEED_KEYS:
+                if (s, k) in stats and (baseline, k) in stats and stats[(baseline, k)][0]:
+                    mb, ma = stats[(baseline, k)][0], stats[(s, k)][0]
+                    rel = 100 * (ma - mb) / mb
+                    goal = (f" (goal {SEED_GOALS[k]:+.1f}%: {'met' if rel <= SEED_GOALS[k] else 'not met'})"
+                            if k in SEED_GOALS else "")
+                    parts.append(f"{t.replace(' %', '')} {rel:+.1f}%{goal}")
+            lines.append(f"  {s}: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--baseline", nargs="+", required=True, help="baseline runs (ckpt or model folder)")
+    ap.add_argument("--seeds", default=None, help="tabulate stored per-seed scores of this folder instead")
+    ap.add_argument("--baseline-name", default="ecapa", help="with --seeds: the baseline system's folder name")
+    ap.add_argument("--baseline", nargs="+", default=None, help="baseline runs (ckpt or model folder)")
     ap.add_argument("--arw", nargs="*", default=[], help="ARW runs")
     ap.add_argument("--split", default="eval", choices=["dev", "eval"])
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None, help="also write every run's report here")
     a = ap.parse_args()
+    if a.seeds:
+        print(seeds_table(Path(a.seeds), a.baseline_name))
+        return
+    if not a.baseline:
+        ap.error("give --baseline runs, or --seeds DIR")
     torch.set_num_threads(a.threads)
     trials, utts = an4_sv_set(a.split, a.data_dir)
     groups: dict[str, list[dict]] = {"baseline": [], "arw": []}
