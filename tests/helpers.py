@@ -22,6 +22,17 @@ TINY_MODEL = {"encoder": {"name": "lstm", "stack": 4, "hidden": 32, "layers": 2,
               "joiner": {"joint_dim": 32}, "featurizer": {"sample_rate": 16000, "n_mels": 40}}
 
 
+def load_script(rel: str):
+    """A repository script or benchmark (not a package module) imported by path, e.g. ``benchmarks/sv.py``."""
+    import importlib.util
+
+    path = REPO / rel
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def data_root() -> Path:
     return Path(os.environ.get("ZOO_DATA") or REPO.parent / "shared" / "data")
 

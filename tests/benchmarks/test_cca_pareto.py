@@ -2,7 +2,6 @@
 scripts/cca_sweep.py (the planned `zoo fit` commands, which the real CLI parses)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,15 +9,15 @@ import pytest
 import torch
 import yaml
 
+from helpers import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"name": "cca_transformer", "stack": 4, "d_model": 32, "heads": 2, "ffn_dim": 48, "layers": 2,
         "left_context": 16, "dropout": 0.0}
 
 
 def _load(name: str, rel: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / rel)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(rel)
     return mod
 
 

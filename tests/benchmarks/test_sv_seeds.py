@@ -1,20 +1,19 @@
 """benchmarks/sv.py --seeds: the per-system table of stored per-seed scores (no model is run)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def sv():
-    spec = importlib.util.spec_from_file_location("sv_bench", REPO / "benchmarks" / "sv.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("benchmarks/sv.py")
     return mod
 
 

@@ -1,12 +1,13 @@
 """benchmarks/train_speed.py: the timing core on the tiny CI recipe (real AN4 batches, a few steps)."""
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 import torch
+
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "configs" / "ci" / "tiny.yaml")
@@ -14,9 +15,7 @@ TINY = str(REPO / "configs" / "ci" / "tiny.yaml")
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("train_speed", REPO / "benchmarks" / "train_speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("benchmarks/train_speed.py")
     return mod
 
 

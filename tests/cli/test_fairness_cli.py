@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 from zoo.cli.main import main
 from zoo.text import normalize_an4
 
+from helpers import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 SPEAKERS = ["fcaw", "fjlp", "marh", "mdms2"]
 
@@ -325,11 +327,7 @@ def test_oversample_speakers_copies_only_the_cohort(an4_small, tmp_path):
 def test_mitigation_script_plans_every_method_and_tabulates(tiny_folder, an4_small, an4_root, tmp_path, capsys):
     """scripts/fairness_mitigation.py: --dry-run resolves the audit's bottom gender cohort to AN4 *training*
     speakers of that gender and prints one fit + export per method; the before/after table from two models."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("fairness_mitigation", REPO / "scripts" / "fairness_mitigation.py")
-    fm = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fm)
+    fm = load_script("scripts/fairness_mitigation.py")
     audit = tmp_path / "audit"
     assert main(["audit", "--model", str(tiny_folder), "--manifest", str(an4_small["manifest"]), "--metadata",
                  str(an4_small["metadata"]), "--method", "metadata", "--columns", "gender", "--out", str(audit),
@@ -362,12 +360,7 @@ def test_mitigation_script_plans_every_method_and_tabulates(tiny_folder, an4_sma
 
 
 def _mitigation_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("fairness_mitigation", REPO / "scripts" / "fairness_mitigation.py")
-    fm = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fm)
-    return fm
+    return load_script("scripts/fairness_mitigation.py")
 
 
 def test_mitigation_never_trains_on_scored_speakers(tiny_folder, an4_small, an4_root, tmp_path, capsys):

@@ -10,6 +10,8 @@ import pytest
 from zoo.evaluation.asr import evaluate_asr, format_report
 from zoo.metrics.wer import error_rates
 
+from helpers import load_script
+
 
 @pytest.fixture
 def manifest(tmp_path, an4_root, an4_wavs):
@@ -175,14 +177,7 @@ def test_evaluate_cli_narrowband_and_bad_split(tiny_folder, manifest):
 
 # --- benchmarks/asr.py ---------------------------------------------------------------------------------
 def _bench():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("asr_bench",
-                                                  Path(__file__).resolve().parents[2] / "benchmarks" / "asr.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/asr.py")
 
 
 def test_benchmark_table_with_limit(tiny_folder, an4_root, capsys):

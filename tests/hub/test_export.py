@@ -12,6 +12,8 @@ from safetensors.torch import load_file
 from zoo.cli.lightning import run
 from zoo.cli.main import main
 
+from helpers import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "configs" / "ci" / "tiny.yaml")
 
@@ -142,7 +144,6 @@ def test_export_average_best_of_run_folder(tmp_path, capsys, an4_root):
 
 
 def test_choose_average_scores_dev_and_picks(tmp_path, capsys, an4_root):
-    import importlib.util
 
     root = tmp_path / "run"
     keep2 = tmp_path / "keep2.yaml"  # replaces the tiny config's callbacks: keep the 2 best by val_wer
@@ -152,9 +153,7 @@ def test_choose_average_scores_dev_and_picks(tmp_path, capsys, an4_root):
     run(["fit", "--config", TINY, "--config", str(keep2), "--trainer.default_root_dir", str(root),
          "--data.data_dir", str(an4_root), "--trainer.max_steps", "2", "--trainer.limit_train_batches", "1",
          "--trainer.limit_val_batches", "1"])
-    spec = importlib.util.spec_from_file_location("choose_average", REPO / "scripts" / "choose_average.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("scripts/choose_average.py")
     capsys.readouterr()
     assert mod.main([str(root / "checkpoints"), "--n", "1", "2", "--corpora", "an4",
                      "--data-dir", str(an4_root.parent)]) == 0

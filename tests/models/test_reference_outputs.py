@@ -1,20 +1,18 @@
 """Every released model still gives the outputs stored in tests/fixtures/reference_outputs.json (made by
 scripts/make_reference_outputs.py before a refactor): transcripts exactly, embeddings within 1e-4."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = json.loads((ROOT / "tests" / "fixtures" / "reference_outputs.json").read_text())
 
 
 def _maker():
-    spec = importlib.util.spec_from_file_location("make_reference_outputs",
-                                                  ROOT / "scripts" / "make_reference_outputs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("scripts/make_reference_outputs.py")
     return mod
 
 

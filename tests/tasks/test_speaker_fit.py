@@ -10,6 +10,8 @@ import yaml
 
 from zoo.cli.lightning import run
 
+from helpers import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = str(REPO / "configs" / "ci" / "speaker_tiny.yaml")
 BASE = REPO / "configs" / "speaker" / "ecapa_an4.yaml"
@@ -72,14 +74,11 @@ def test_export_checkpoint_to_model_folder(fitted, tmp_path, an4_wavs):
 def test_release_calibrates_threshold_and_stores_results(fitted, tmp_path, an4_root):
     if fitted["kind"] != "baseline":
         pytest.skip("one release is enough")
-    import importlib.util
     import json
 
     import zoo
 
-    spec = importlib.util.spec_from_file_location("release_speaker", REPO / "scripts" / "release_speaker.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("scripts/release_speaker.py")
     out = tmp_path / "rel"
     rep = mod.release(fitted["root"] / "checkpoints" / "last.ckpt", out, "tiny-spk", config=TINY,
                       data_dir=str(an4_root.parent), n_boot=20)
@@ -96,11 +95,8 @@ def test_release_calibrates_threshold_and_stores_results(fitted, tmp_path, an4_r
 
 
 def test_benchmark_summary_table():
-    import importlib.util
 
-    spec = importlib.util.spec_from_file_location("sv_bench", REPO / "benchmarks" / "sv.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("benchmarks/sv.py")
     rep = lambda e, f, m: {"eer": e, "min_dcf_0.01": 0.5, "min_dcf_0.05": 0.4, "eer_f": f, "eer_m": m,  # noqa: E731
                            "gender_gap": abs(m - f)}
     out = mod.summarise({"baseline": [rep(0.10, 0.14, 0.08), rep(0.12, 0.16, 0.10)],
