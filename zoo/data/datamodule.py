@@ -20,6 +20,7 @@ from zoo.data.augment import WaveAugment
 from zoo.data.corpora import CORPORA, SPEAKER_RECIPES, corpus_cuts
 from zoo.data.manifest import load_cuts
 from zoo.data.mix import SessionMixer, cut_turns, fixed_sessions
+from zoo.errors import ZooError
 
 BATCH_TAG = "_zoo_batch"  # attribute of the CutSets a resumable sampler yields: (epoch, index in the epoch)
 
@@ -35,7 +36,8 @@ class AudioBatchDataset(Dataset):
 
     ``audio`` (B, S) float32, ``audio_lens`` (B,), ``text``, ``speaker``, ``gender``, ``id`` (lists), ``turns``
     (per cut, its supervisions as ``(speaker, start_s, end_s, text)`` in start order), and with
-    ``speaker_index`` (speaker -> class) also ``speaker_index`` (B,) long, -1 for speakers not in the map.
+    ``speaker_index`` (speaker -> class) also ``speaker_index`` (B,) long, -1 for speakers not in the map; with
+    ``cohort_map`` (speaker -> cohort id) also ``cohort`` (B,) long, -1 for speakers not in the map (unknown).
     ``cut_transforms`` (CutSet -> CutSet, applied per batch before loading) is where on-the-fly
     augmentation and multi-speaker mixing plug in; ``wave_augment`` ((S,) -> (S,)) runs on each waveform.
 
@@ -46,8 +48,10 @@ class AudioBatchDataset(Dataset):
 
     def __init__(self, sample_rate: int = 16000, cut_transforms: list[Callable[[CutSet], CutSet]] | None = None,
                  speaker_index: dict[str, int] | None = None,
-                 wave_augment: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0):
+                 wave_augment: Callable[[torch.Tensor], torch.Tensor] | None = None, seed: int = 0,
+                 cohort_map: dict[str, int] | None = None):
         self.sample_rate = sample_rate
+        self.cohort_map = cohort_map
         self.wave_augment = wave_augment
         self.cut_transforms = list(cut_transforms or [])
         self.speaker_index = speaker_index
@@ -82,6 +86,8 @@ class AudioBatchDataset(Dataset):
                  "text": texts, "speaker": spks, "gender": genders, "id": ids, "turns": turns}
         if self.speaker_index is not None:
             batch["speaker_index"] = torch.tensor([self.speaker_index.get(s, -1) for s in spks], dtype=torch.long)
+        if self.cohort_map is not None:
+            batch["cohort"] = torch.tensor([self.cohort_map.get(str(s), -1) for s in spks], dtype=torch.long)
         return batch
 
 
@@ -212,6 +218,10 @@ class SpeechDataModule(L.LightningDataModule):
             ``{bandwidth_prob: 0.3, gain_db: [-6, 6]}``).
         require_text: every manifest line needs a reference ``text`` (``zoo.data.manifest.read_manifest``);
             None = yes unless the batches carry speaker labels (speaker verification trains without text).
+        cohorts: speaker -> cohort id (a JSON file, ``{speaker: id}`` or ``{"speakers": {speaker: id}, ...}`` as
+            ``scripts/cohort_input.py`` writes, or a dict): every batch carries ``cohort`` (B,) long, -1 for a
+            speaker not in the map (val / test speakers: the model finds their cohort from the audio). Every
+            training speaker must be in the map.
 
     Exact resume: ``state_dict()`` (saved in every checkpoint by Lightning) holds the training epoch and the
     batches of it already trained on; after ``--ckpt_path`` the training sampler skips those batches, so the
@@ -229,12 +239,14 @@ class SpeechDataModule(L.LightningDataModule):
                  speakers_per_batch: int = 8, utts_per_speaker: int = 4, speaker_labels: bool | None = None,
                  mix: dict | None = None, mix_val_sessions: int = 100, mix_test_sessions: int = 200,
                  oversample: dict | None = None, corpora: dict[str, float] | None = None,
-                 augment: dict | None = None, require_text: bool | None = None):
+                 augment: dict | None = None, require_text: bool | None = None,
+                 cohorts: str | dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.cuts: dict[str, CutSet] = {}
         self.cut_transforms: list[Callable[[CutSet], CutSet]] = []
         self.speaker_index: dict[str, int] | None = None
+        self.cohort_map: dict[str, int] | None = None
         self._resume: tuple[int, int] | None = None  # (epoch, batches trained on) from a checkpoint
         if sampler not in ("bucketing", "speaker_balanced"):
             raise ValueError(f"unknown sampler {sampler!r}; use 'bucketing' or 'speaker_balanced'")
@@ -270,6 +282,10 @@ class SpeechDataModule(L.LightningDataModule):
         if labels and "train" in self.cuts:
             spk = sorted({c.supervisions[0].speaker for c in self.cuts["train"] if c.supervisions}, key=str)
             self.speaker_index = {s: i for i, s in enumerate(spk)}
+        if h.cohorts is not None:
+            self.cohort_map = load_cohort_map(h.cohorts)
+            if "train" in self.cuts:
+                check_cohort_coverage(self.cuts["train"], self.cohort_map, h.cohorts)
 
     def _setup_mix(self) -> None:
         h = self.hparams
@@ -309,7 +325,8 @@ class SpeechDataModule(L.LightningDataModule):
             sampler.resume_at(*self._resume)
         wave_augment = WaveAugment(self.hparams.sample_rate, **h.augment) if shuffle and h.augment else None
         ds = AudioBatchDataset(self.hparams.sample_rate, self.cut_transforms if shuffle else None,
-                               speaker_index=self.speaker_index, wave_augment=wave_augment, seed=h.seed)
+                               speaker_index=self.speaker_index, wave_augment=wave_augment, seed=h.seed,
+                               cohort_map=self.cohort_map)
         return DataLoader(ds, sampler=sampler, batch_size=None, num_workers=self.hparams.num_workers,
                           persistent_workers=self.hparams.num_workers > 0)
 
@@ -389,6 +406,44 @@ def oversample_speakers(cuts: CutSet, speakers, factor: int = 2) -> CutSet:
     for k in range(1, int(factor)):
         cuts = cuts + picked.modify_ids(lambda i, k=k: f"{i}_os{k}")
     return cuts
+
+
+def load_cohort_map(src: str | dict) -> dict[str, int]:
+    """``{speaker: cohort id}`` from a dict or a JSON file holding one (or ``{"speakers": {...}}``, the file
+    ``scripts/cohort_input.py`` writes)."""
+    import json
+    from pathlib import Path
+
+    what = "cohorts" if isinstance(src, dict) else str(src)
+    data = src
+    if not isinstance(src, dict):
+        try:
+            data = json.loads(Path(src).read_text())
+        except FileNotFoundError:
+            raise ZooError(f"cohort file not found: {src} — make it with scripts/cohort_input.py") from None
+        except json.JSONDecodeError as e:
+            raise ZooError(f"{src} is not valid JSON ({e.msg}) — give the file scripts/cohort_input.py "
+                           "writes") from None
+    if isinstance(data, dict) and isinstance(data.get("speakers"), dict):
+        data = data["speakers"]
+    if not isinstance(data, dict) or not data:
+        raise ZooError(f"{what}: no speaker -> cohort map — give {{speaker: cohort id}} or the file "
+                       "scripts/cohort_input.py writes")
+    out = {}
+    for spk, c in data.items():
+        if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+            raise ZooError(f"{what}: speaker {spk!r} has cohort {c!r} — cohort ids are whole numbers >= 0")
+        out[str(spk)] = c
+    return out
+
+
+def check_cohort_coverage(cuts: CutSet, cohort_map: dict[str, int], src) -> None:
+    """Every training speaker has a cohort (the data loader cannot find one from the audio)."""
+    missing = sorted({str(c.supervisions[0].speaker if c.supervisions else None) for c in cuts} - set(cohort_map))
+    if missing:
+        where = "the cohorts map" if isinstance(src, dict) else src
+        raise ZooError(f"{len(missing)} training speaker(s) have no cohort in {where} (e.g. "
+                       f"{', '.join(missing[:3])}) — rebuild it over this training data with scripts/cohort_input.py")
 
 
 def mixed_corpora(weights: dict[str, float], data_dir=None, seed: int = 0) -> dict[str, CutSet]:

@@ -2,6 +2,7 @@
 ``transcribe()`` and ``stream()``. This is what ``zoo.from_pretrained`` returns for ASR models."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Generic, Sequence, cast
 
@@ -11,8 +12,13 @@ from typing_extensions import TypeVar
 from zoo.errors import ZooError
 from zoo.models.base import ZooModel, register_architecture
 from zoo.models.decoding import GreedyState, beam_search, greedy_search, init_greedy_state
+from zoo.models.speaker import SpeakerEmbedder
 from zoo.nets import FbankFeaturizer, Joiner, LSTMPredictor, build_encoder
+from zoo.nets.cohort import CohortInput
 from zoo.text import CharTokenizer
+
+NO_COHORT_INPUT = ("this model has no cohort input — drop the cohort (or fine-tune one with "
+                   "model.init_args.cohort_input)")
 
 
 @dataclass
@@ -39,13 +45,25 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
         encoder: ``{"name": <ENCODERS key>, **kwargs}``.
         predictor, joiner, featurizer: kwargs of LSTMPredictor, Joiner, FbankFeaturizer.
         tokenizer: a CharTokenizer / SentencePieceTokenizer (not a module; saved beside the weights).
+        cohort_input: cohort membership as an extra input (Dheram et al. 2022; ``zoo.nets.cohort``): ``{"n_cohorts":
+            K, "centroids": K x D k-means centroids of speaker embeddings, "speaker": the speaker net's config
+            (``SpeakerEmbedder`` kwargs; its frozen weights are part of this model's, under ``cohort.speaker``)
+            or null, "speaker_model": where that net came from (a note), "assign_ms": audio that picks the
+            cohort, "metric": euclidean | cosine}``; null (default): no cohort input. A released model gets one
+            with :meth:`add_cohort_input`.
+
+    With a cohort input, a learned vector of the utterance's cohort is added to every normalised feature frame
+    before the encoder. ``encode`` / ``transcribe`` / ``stream_all`` take the cohort (an id, or -1 / None =
+    unknown); an unknown cohort is the centroid nearest to the speaker embedding of the utterance's first
+    ``assign_ms`` of audio. A streaming session waits for that much audio before it decodes (or takes
+    ``session.set_cohort(id)``), so streaming and batch inference pick the same cohort.
     """
 
     card_metadata = {"task_type": "automatic-speech-recognition", "pipeline_tag": "automatic-speech-recognition",
                      "metrics": ["wer", "cer"], "tags": ["speech", "asr", "rnnt", "streaming", "lightning"]}
 
     def __init__(self, encoder: dict, predictor: dict | None = None, joiner: dict | None = None,
-                 featurizer: dict | None = None, tokenizer=None):
+                 featurizer: dict | None = None, tokenizer=None, cohort_input: dict | None = None):
         super().__init__()
         self.tokenizer = tokenizer or CharTokenizer()
         v = self.tokenizer.vocab_size
@@ -53,6 +71,36 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
         self.encoder = self._build_encoder(encoder, self.featurizer.dim)
         self.predictor = LSTMPredictor(v, **(predictor or {}))
         self.joiner = Joiner(self.encoder.output_dim, self.predictor.output_dim, v, **(joiner or {}))
+        self.cohort: CohortInput | None = None
+        self._cohort_source: str | None = None
+        if cohort_input is not None:
+            cfg = dict(cohort_input)
+            spk = cfg.pop("speaker", None)
+            n = cfg.pop("n_cohorts", None)
+            self.add_cohort_input(cfg.pop("centroids"), SpeakerEmbedder(**spk) if spk is not None else None, **cfg)
+            if n is not None and int(n) != self.cohort_count:
+                raise ValueError(f"cohort_input: n_cohorts {n} but {self.cohort_count} centroids")
+
+    def add_cohort_input(self, centroids, speaker: SpeakerEmbedder | None, speaker_model: str | None = None,
+                         assign_ms: float | None = 2000.0, metric: str = "euclidean") -> None:
+        """Give this model a cohort input (zero-initialised: outputs are unchanged until it is trained).
+
+        ``centroids``: K x D k-means centroids of L2-normalised speaker embeddings; ``speaker``: the speaker
+        model that embeds utterances whose cohort is not given (it becomes part of this model, frozen), or None
+        (cohorts must then always be given); ``speaker_model``: its name / folder, kept in config.json as a note.
+        """
+        if self.cohort is not None:
+            raise ZooError("this model already has a cohort input")
+        if speaker is not None:
+            if speaker.sample_rate != self.sample_rate:
+                raise ZooError(f"the speaker model runs at {speaker.sample_rate} Hz, this ASR model at "
+                               f"{self.sample_rate} Hz — use a speaker model of the same rate")
+            if len(centroids) and len(centroids[0]) != speaker.embed_dim:
+                raise ZooError(f"the cohort centroids have {len(centroids[0])} dimensions, the speaker model's "
+                               f"embeddings {speaker.embed_dim} — make the cohorts with this speaker model")
+        dev = self.featurizer.mean.device
+        self.cohort = CohortInput(len(centroids), self.featurizer.dim, centroids, speaker, assign_ms, metric).to(dev)
+        self._cohort_source = None if speaker_model is None else str(speaker_model)
 
     def _build_encoder(self, cfg: dict, input_dim: int):
         """The encoder from its config (subclasses with another encoder family override this)."""
@@ -61,9 +109,27 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
 
     # --- config ---------------------------------------------------------------------------------
     def config(self) -> dict:
-        return {"featurizer": self.featurizer.config(),
-                "encoder": {"name": self._encoder_name, **self.encoder.config()},
-                "predictor": self.predictor.config(), "joiner": self.joiner.config()}
+        cfg: dict = {"featurizer": self.featurizer.config(),
+                     "encoder": {"name": self._encoder_name, **self.encoder.config()},
+                     "predictor": self.predictor.config(), "joiner": self.joiner.config()}
+        if self.cohort is not None:
+            cfg["cohort_input"] = self.cohort_config()
+        return cfg
+
+    def cohort_config(self) -> dict | None:
+        """The ``cohort_input`` entry of config.json (None without a cohort input)."""
+        c = self.cohort
+        if c is None:
+            return None
+        spk = c.speaker
+        return {"n_cohorts": c.n_cohorts, "centroids": c.centroids.tolist(), "speaker_model": self._cohort_source,
+                "speaker": spk.config() if isinstance(spk, SpeakerEmbedder) else None,
+                "assign_ms": c.assign_ms, "metric": c.metric}
+
+    @property
+    def cohort_count(self) -> int:
+        """K, the number of cohorts of the cohort input (0 without one)."""
+        return 0 if self.cohort is None else self.cohort.n_cohorts
 
     @property
     def frame_ms(self) -> float:
@@ -74,14 +140,59 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
         """Algorithmic latency = chunk + analysis-window look-ahead + encoder look-ahead."""
         win_ms = (self.featurizer.win - self.featurizer.hop) * 1000 / self.sample_rate
         la_ms = self.encoder.lookahead_frames * self.featurizer.hop * 1000 / self.sample_rate
-        return {"supported": True, "frame_ms": self.frame_ms, "chunk_ms": chunk_ms,
+        info = {"supported": True, "frame_ms": self.frame_ms, "chunk_ms": chunk_ms,
                 "algorithmic_latency_ms": chunk_ms + win_ms + la_ms}
+        if self.cohort is not None and self.cohort.speaker is not None:
+            info["cohort_wait_ms"] = self.cohort.assign_ms  # once per utterance, unless the cohort is given
+        return info
 
     # --- batch inference ------------------------------------------------------------------------
-    def encode(self, wav: torch.Tensor, lengths: torch.Tensor):
-        """(B, S) audio, (B,) sample counts -> (B, T', D) encoder output, (B,) frame counts."""
+    def encode(self, wav: torch.Tensor, lengths: torch.Tensor, cohort=None):
+        """(B, S) audio, (B,) sample counts -> (B, T', D) encoder output, (B,) frame counts.
+
+        ``cohort`` (models with a cohort input): an id for all, (B,) ids with -1 = unknown, or None = all unknown
+        (see :meth:`cohort_ids`)."""
         feats, flens = self.featurizer(wav, lengths)
+        feats = self.add_cohort(feats, self.cohort_ids(wav, lengths, cohort))
         return self.encoder(feats, flens)
+
+    def cohort_ids(self, wav: torch.Tensor, lengths: torch.Tensor | None, cohort=None) -> torch.Tensor | None:
+        """The (B,) cohort of each utterance of a (B, S) batch: ``cohort`` (an int, a sequence or a (B,) tensor),
+        where it is -1 or None the centroid nearest to the utterance's speaker embedding. None for a model
+        without a cohort input (which refuses a ``cohort``)."""
+        c = self.cohort
+        if c is None:
+            if cohort is not None:
+                raise ZooError(NO_COHORT_INPUT)
+            return None
+        b, dev = wav.shape[0], wav.device
+        if cohort is None:
+            ids = torch.full((b,), -1, dtype=torch.long, device=dev)
+        elif isinstance(cohort, int):
+            ids = torch.full((b,), int(cohort), dtype=torch.long, device=dev)
+        else:
+            ids = torch.as_tensor(cohort, dtype=torch.long).to(dev).reshape(-1)
+            if ids.numel() != b:
+                raise ZooError(f"got {ids.numel()} cohort ids for {b} utterances — give one per utterance")
+        if bool((ids >= c.n_cohorts).any()) or bool((ids < -1).any()):
+            raise ZooError(f"cohort ids must be in 0..{c.n_cohorts - 1} (or -1: unknown); got {ids.tolist()}")
+        unknown = ids < 0
+        if bool(unknown.any()):
+            if c.speaker is None:
+                raise ZooError("this model's cohort input has no speaker model to find unknown cohorts — "
+                               "pass every utterance's cohort id")
+            lens = lengths if lengths is not None else torch.full((b,), wav.shape[-1], device=dev)
+            ids = ids.clone()
+            ids[unknown] = c.assign(wav[unknown], lens[unknown])
+        return ids
+
+    def add_cohort(self, feats: torch.Tensor, cohort: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, F) normalised features + the (B,) cohorts' learned vectors (unchanged without a cohort input)."""
+        if self.cohort is None:
+            return feats
+        if cohort is None:
+            raise ValueError("a model with a cohort input needs the batch's cohort ids (see cohort_ids)")
+        return self.cohort(feats, cohort)
 
     def decode(self, enc: torch.Tensor, lengths: torch.Tensor, beam_size: int = 1, lm=None,
                lm_weight: float = 0.0, length_bonus: float = 0.0) -> list[list[int]]:
@@ -96,11 +207,13 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
     @torch.inference_mode()
     def transcribe(self, inputs: Sequence | str | torch.Tensor, sample_rate: int | None = None,
                    batch_size: int = 8, beam_size: int = 1, progress: bool = False, lm=None,
-                   lm_weight: float = 0.0, length_bonus: float = 0.0) -> list[OutputT]:
+                   lm_weight: float = 0.0, length_bonus: float = 0.0, cohort=None) -> list[OutputT]:
         """Transcribe audio files (paths) or waveforms ((S,) or (C, S) with ``sample_rate``).
 
         Returns one string per input, in order. ``lm`` (a ``zoo.models.lm.CharNgramLM`` over this model's
         characters), ``lm_weight`` and ``length_bonus``: shallow fusion in beam search (defaults: none).
+        ``cohort`` (models with a cohort input): one id for every input, or one per input (-1: unknown); None:
+        each input's cohort is found from its audio (nearest centroid).
         """
         if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
             raise ZooError(f"beam_size must be a whole number >= 1 (1 = greedy; got {beam_size!r})")
@@ -113,21 +226,38 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
             if lm is not None and getattr(lm, "vocab", None) != getattr(self.tokenizer, "vocab", None):
                 raise ZooError("the LM's character vocabulary differs from the model's tokenizer")
             fusion = {"lm": lm, "lm_weight": float(lm_weight), "length_bonus": float(length_bonus)}
-        return self.map_batches(inputs, sample_rate, batch_size,
-                                lambda wav, lens: self._transcribe_batch(wav, lens, beam_size, **fusion),
-                                progress=progress, description="transcribing")
+        if cohort is not None and self.cohort is None:
+            raise ZooError(NO_COHORT_INPUT)
+        if cohort is None:
+            fn = lambda wav, lens: self._transcribe_batch(wav, lens, beam_size, **fusion)  # noqa: E731
+        elif isinstance(cohort, int):
+            fn = lambda wav, lens: self._transcribe_batch(wav, lens, beam_size, cohort=cohort, **fusion)  # noqa: E731
+        else:
+            ids = [int(c) for c in cohort]
+            single = isinstance(inputs, (str, os.PathLike)) or (hasattr(inputs, "ndim") and inputs.ndim == 1)
+            n = 1 if single else len(inputs)
+            if len(ids) != n:
+                raise ZooError(f"got {len(ids)} cohort ids for {n} inputs — give one per input (or one int)")
+            done = [0]  # map_batches visits the inputs in order in consecutive batches (no sort_by_length)
 
-    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int,
+            def fn(wav, lens):
+                part, done[0] = ids[done[0]:done[0] + len(lens)], done[0] + len(lens)
+                return self._transcribe_batch(wav, lens, beam_size, cohort=part, **fusion)
+        return self.map_batches(inputs, sample_rate, batch_size, fn, progress=progress, description="transcribing")
+
+    def _transcribe_batch(self, wav: torch.Tensor, lens: torch.Tensor, beam_size: int, *, cohort=None,
                           **fusion) -> list[OutputT]:
         """One padded batch (B, S) -> B outputs (here texts; subclasses may return richer results)."""
-        enc, elens = self.encode(wav, lens)
+        enc, elens = self.encode(wav, lens, cohort)
         texts = [self.tokenizer.decode(toks) for toks in self.decode(enc, elens, beam_size, **fusion)]
         return cast(list[OutputT], texts)  # OutputT is str unless a subclass overrides this method
 
-    def stream_all(self, wav: torch.Tensor, chunk_ms: float = 160.0) -> StreamResultT:
+    def stream_all(self, wav: torch.Tensor, chunk_ms: float = 160.0, cohort: int | None = None) -> StreamResultT:
         """Push a whole (S,) waveform at the model's rate through a fresh session, chunk by chunk; the final
-        result of the session (``StreamResult``, or the subclass's)."""
+        result of the session (``StreamResult``, or the subclass's). ``cohort``: see ``StreamingSession.set_cohort``."""
         s = self.stream(chunk_ms=chunk_ms)
+        if cohort is not None:
+            s.set_cohort(cohort)
         for i in range(0, wav.numel(), s.chunk):
             s.accept_waveform(wav[i:i + s.chunk])
         return s.finalize()
@@ -150,6 +280,12 @@ class StreamingSession(Generic[StreamResultT]):
     ``finalize()`` flushes the last partial chunk. State: featurizer leftover samples, feature frames
     not yet a multiple of the encoder's subsampling, encoder state, predictor state + hypothesis.
     Generic over its result type (``StreamResult`` here); subclasses with another result override ``_result``.
+
+    A model with a cohort input needs the utterance's cohort before its first frame: ``set_cohort(id)`` before
+    any audio, or else the session holds the audio until ``assign_ms`` (the model's) have arrived (or
+    ``finalize()``), picks the nearest centroid of their speaker embedding — the same audio ``transcribe`` uses —
+    and then decodes everything held at once. ``reset()`` forgets the cohort (a new utterance, maybe a new
+    speaker).
     """
 
     def __init__(self, model: TransducerASR[Any, StreamResultT], chunk_ms: float = 160.0):
@@ -169,6 +305,20 @@ class StreamingSession(Generic[StreamResultT]):
         self._t = 0
         self._text = ""
         self._finalized: StreamResultT | None = None  # set by finalize(); accept_waveform() refuses until reset()
+        self._cohort: torch.Tensor | None = None  # (1,) cohort id of the utterance, once known
+        self._started = False  # audio was featurized (the cohort can no longer change)
+
+    def set_cohort(self, cohort: int) -> None:
+        """Use cohort ``cohort`` for this utterance (models with a cohort input; before any audio, until
+        ``reset()``) instead of finding it from the audio."""
+        if self._started or self._samples.shape[1]:
+            raise ZooError("set the cohort before streaming audio (or reset() the session first)")
+        if self.model.cohort is None:
+            raise ZooError(NO_COHORT_INPUT)
+        k = self.model.cohort_count
+        if isinstance(cohort, bool) or int(cohort) != cohort or not 0 <= int(cohort) < k:
+            raise ZooError(f"cohort must be a whole number in 0..{k - 1} (got {cohort!r})")
+        self._cohort = torch.tensor([int(cohort)], device=self._device)
 
     @property
     def tokens(self) -> list[int]:
@@ -177,7 +327,9 @@ class StreamingSession(Generic[StreamResultT]):
     @torch.inference_mode()
     def _process(self, wav: torch.Tensor) -> None:
         m = self.model
+        self._started = True
         feats, self._pending = m.featurizer.stream_step(wav, self._pending)
+        feats = m.add_cohort(feats, self._cohort)
         self._frames = torch.cat([self._frames, feats], dim=1)
         n = (self._frames.shape[1] // m.encoder.subsampling) * m.encoder.subsampling
         if n == 0:
@@ -185,6 +337,23 @@ class StreamingSession(Generic[StreamResultT]):
         enc, self._enc_state = m.encoder.stream_step(self._frames[:, :n], self._enc_state)
         self._frames = self._frames[:, n:]
         self._decode(enc)
+
+    def _cohort_ready(self, final: bool = False) -> bool:
+        """Is the utterance's cohort known (or not needed)? Decides it once ``assign_ms`` of audio (``final``: all
+        of it) is held: no audio has been featurized yet, so ``_samples`` holds the utterance from its start."""
+        c = self.model.cohort
+        if c is None or self._cohort is not None:
+            return True
+        n = c.assign_samples
+        have = self._samples.shape[1]
+        if have and c.speaker is None:
+            raise ZooError("this model's cohort input has no speaker model to find the cohort — call "
+                           "session.set_cohort(id) before streaming")
+        if have == 0 or (not final and (n is None or have < n)):
+            return False
+        with torch.inference_mode():
+            self._cohort = self.model.cohort_ids(self._samples[:, :n] if n is not None else self._samples, None)
+        return True
 
     def _decode(self, enc: torch.Tensor | None) -> None:
         if enc is not None and enc.shape[1]:
@@ -216,6 +385,8 @@ class StreamingSession(Generic[StreamResultT]):
         if not torch.isfinite(wav).all():
             raise ZooError("streamed audio contains NaN or Inf samples")
         self._samples = torch.cat([self._samples, wav], dim=1)
+        if not self._cohort_ready():
+            return self._result()
         while self._samples.shape[1] >= self.chunk:
             self._process(self._samples[:, : self.chunk])
             self._samples = self._samples[:, self.chunk:]
@@ -226,7 +397,7 @@ class StreamingSession(Generic[StreamResultT]):
         again returns the same result; ``accept_waveform`` refuses audio until ``reset()``."""
         if self._finalized is not None:
             return self._finalized
-        if self._samples.shape[1]:
+        if self._samples.shape[1] and self._cohort_ready(final=True):
             self._process(self._samples)
             self._samples = self._samples[:, :0]
         with torch.inference_mode():
