@@ -1,7 +1,10 @@
-"""Character n-gram LM shallow fusion for a transducer (issue 12, optional item): tune on dev, report test once.
+"""Character / word n-gram LM shallow fusion for a transducer (issue 12): tune on dev, report test once.
 
     python scripts/lm_fusion.py --model lstm-rnnt-an4-so762-long --out reports/lm_fusion/an4.txt \
         --lm-out reports/lm_fusion/an4_char6.json
+    python scripts/lm_fusion.py --lm word --model lstm-rnnt-an4-so762-long --out reports/v2/lm_fusion_word.txt
+
+``--lm char`` (the default) is described first; ``--lm word`` below.
 
 The LM (``zoo.models.lm.CharNgramLM``, interpolated Kneser-Ney) is built from the AN4 **train** transcripts,
 normalised with the model's normaliser. ``lm_weight`` x ``length_bonus`` is chosen on AN4 **dev** by WER
@@ -10,10 +13,20 @@ setting and reported beside the no-LM beam-4 number, with percentile-bootstrap 9
 control row adds the best dev length bonus *without* the LM (w = 0 rows of the grid), which separates what the
 LM brings from what the insertion bonus alone brings (the model deletes more than it inserts).
 The encoder runs once per utterance; only the search is repeated per setting.
+
+``--lm word``: a word 3-gram (``zoo.models.lm.WordNgramLM``, interpolated modified Kneser-Ney, vocabulary = the
+training words, scored on characters through a prefix tree with look-ahead and an OOV penalty) built from the
+model's training transcripts (AN4 train + speechocean762 train; ``--word-lm-data`` adds others, e.g. ``an4``
+alone, the data of the pocketsphinx peer's LM). On AN4 dev it tunes ``lm_weight`` x ``length_bonus`` x word
+insertion bonus x ``oov_penalty`` for each word LM, ``lm_weight`` x ``length_bonus`` for the char LM of
+``--lm char`` (same LM, same grid) and the length bonus alone, each LM's choice among its ``lm_weight > 0``
+rows; then AN4 test is decoded once per row: no LM, bonus alone, char LM, word LM(s), side by side with CIs.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,7 +41,7 @@ from zoo.evaluation.asr import load_eval_set, load_item_audio  # noqa: E402
 from zoo.hub import from_pretrained  # noqa: E402
 from zoo.io import atomic_write_text  # noqa: E402
 from zoo.metrics.wer import bootstrap_wer, error_rates  # noqa: E402
-from zoo.models.lm import CharNgramLM, perplexity  # noqa: E402
+from zoo.models.lm import CharNgramLM, WordNgramLM, perplexity  # noqa: E402
 from zoo.text import get_normalizer  # noqa: E402
 
 
@@ -46,22 +59,42 @@ def decode_all(model, encs, beam: int, **fusion) -> list[str]:
     return [model.tokenizer.decode(model.decode(enc, lens, beam, **fusion)[0]) for enc, lens in encs]
 
 
+def transcripts(corpora: list[str], norm, data_dir) -> list[str]:
+    """The normalised train-split transcripts of the named corpus recipes."""
+    return [norm(s.text) for name in corpora for c in corpus_cuts(name, data_dir)["train"]
+            for s in c.supervisions if s.text]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lm", choices=["char", "word"], default="char")
     ap.add_argument("--model", default="lstm-rnnt-an4-so762-long")
-    ap.add_argument("--order", type=int, default=6)
+    ap.add_argument("--order", type=int, default=None, help="n-gram order (default: char 6, word 3)")
     ap.add_argument("--beam", type=int, default=4)
     ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6, 0.8])
     ap.add_argument("--bonuses", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    ap.add_argument("--word-weights", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8],
+                    help="word LM: lm_weight grid")
+    ap.add_argument("--word-bonuses", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0],
+                    help="word LM: word insertion bonus grid (log domain, per completed word)")
+    ap.add_argument("--oov-penalties", type=float, nargs="+", default=[0.0, -10.0],
+                    help="word LM: log-prob penalty per out-of-vocabulary word (grid)")
+    ap.add_argument("--lookahead", choices=["sum", "max", "none"], default="sum", help="word LM look-ahead")
+    ap.add_argument("--word-lm-data", nargs="+", default=["an4+speechocean762"],
+                    help="word LM training data: one LM (and one test row) per '+'-joined set of corpus recipes "
+                         "whose train transcripts it counts (default: the model's training data)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--out", default=None, help="also write the table here")
-    ap.add_argument("--lm-out", default=None, help="save the LM (JSON) here")
+    ap.add_argument("--lm-out", default=None, help="save the LM here (char: JSON, word: ARPA)")
     a = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if a.lm == "word":
+        return main_word(a)
+    a.order = a.order or 6
     model = from_pretrained(a.model)
     norm = get_normalizer(model.normalizer)
-    train = [norm(s.text) for c in corpus_cuts("an4", a.data_dir)["train"] for s in c.supervisions if s.text]
+    train = transcripts(["an4"], norm, a.data_dir)
     lm = CharNgramLM.from_texts(train, order=a.order, vocab=model.tokenizer.vocab)
     if a.lm_out:
         lm.save(a.lm_out)
@@ -101,6 +134,99 @@ def main() -> int:
         span = f"{100 * ci['low']:.2f}-{100 * ci['high']:.2f}"
         lines.append(f"{name:<30} {100 * er['wer']:>7.2f} {span:>15} {100 * er['cer']:>7.2f}")
         print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        atomic_write_text(a.out, text)
+    return 0
+
+
+def ci_row(name: str, hyps: list[str], refs: list[str], normalizer: str, n_boot: int) -> str:
+    er = error_rates(hyps, refs, normalizer)
+    ci = bootstrap_wer(hyps, refs, normalizer, n=n_boot)
+    span = f"{100 * ci['low']:.2f}-{100 * ci['high']:.2f}"
+    return f"{name:<60} {100 * er['wer']:>7.2f} {span:>15} {100 * er['cer']:>7.2f}"
+
+
+def main_word(a) -> int:
+    """``--lm word``: tune the bonus alone, the char LM and each word LM on dev; test once per row."""
+    model = from_pretrained(a.model)
+    norm = get_normalizer(model.normalizer)
+    vocab = model.tokenizer.vocab
+    t0 = time.perf_counter()
+    dev = load_eval_set("an4", "dev", data_dir=a.data_dir)
+    test = load_eval_set("an4", "test", data_dir=a.data_dir)
+    dev_refs, test_refs = [it["text"] for it in dev], [it["text"] for it in test]
+    cmd = " ".join(shlex.quote(x) for x in ["python", *sys.argv])
+    lines = [f"$ OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} {cmd}", ""]
+    wlms = {}
+    for data in a.word_lm_data:
+        t = time.perf_counter()
+        train = transcripts(data.split("+"), norm, a.data_dir)
+        wlms[data] = WordNgramLM.from_texts(train, order=a.order or 3, vocab=vocab, lookahead=a.lookahead)
+        ppl, n_scored, n_oov = wlms[data].perplexity([norm(r) for r in dev_refs])
+        lines.append(f"word LM [{data}]: {wlms[data]!r} from {len(train)} {data} train transcripts (normaliser "
+                     f"{model.normalizer!r}; built in {time.perf_counter() - t:.1f} s); AN4 dev word perplexity "
+                     f"{ppl:.2f} ({n_scored} words + </s> scored, {n_oov} OOV)")
+    clm = CharNgramLM.from_texts(transcripts(["an4"], norm, a.data_dir), order=6, vocab=vocab)  # = --lm char's
+    if a.lm_out:
+        wlms[a.word_lm_data[0]].save(a.lm_out)
+    lines += [f"char LM: {clm!r} from AN4 train transcripts (as --lm char); char perplexity AN4 dev "
+              f"{perplexity(clm, [norm(r) for r in dev_refs]):.2f}",
+              "", f"dev ({len(dev)} utts), {a.model}, beam {a.beam}: WER % / CER % per setting "
+              "(w: lm_weight, bonus: length bonus per token, wb: word bonus, oov: OOV penalty; s: seconds)",
+              f"{'LM':<26} {'w':>4} {'bonus':>5} {'wb':>4} {'oov':>4} {'WER %':>7} {'CER %':>7} {'s':>5}"]
+    print("\n".join(lines), flush=True)
+    dev_encs = encode_all(model, dev)
+    grid = [("none", 0.0, b, None, None) for b in a.bonuses]
+    grid += [("char", w, b, None, None) for w in a.weights if w > 0 for b in a.bonuses]
+    grid += [(f"word [{data}]", w, b, wb, o) for data in a.word_lm_data for o in a.oov_penalties
+             for wb in a.word_bonuses for w in a.word_weights if w > 0 for b in a.bonuses]
+
+    def lm_for(kind: str, wb, o):
+        if kind == "none":
+            return None
+        if kind == "char":
+            return clm
+        return wlms[kind[6:-1]].set_options(oov_penalty=o, word_bonus=wb)
+
+    res = {}
+    t_grid = time.perf_counter()
+    for key in grid:
+        kind, w, b, wb, o = key
+        t = time.perf_counter()
+        hyps = decode_all(model, dev_encs, a.beam, lm=lm_for(kind, wb, o), lm_weight=w, length_bonus=b)
+        r = res[key] = error_rates(hyps, dev_refs, model.normalizer)
+        lines.append(f"{kind:<26} {w:>4.2g} {b:>5.2g} {'-' if wb is None else f'{wb:g}':>4} "
+                     f"{'-' if o is None else f'{o:g}':>4} {100 * r['wer']:>7.2f} {100 * r['cer']:>7.2f} "
+                     f"{time.perf_counter() - t:>5.1f}")
+        print(lines[-1], flush=True)
+    lines.append(f"dev grid: {len(grid)} passes in {time.perf_counter() - t_grid:.0f} s")
+
+    def pick(kind: str):  # lowest dev WER; ties: lower CER, smaller weight / bonus / word bonus, milder penalty
+        return min((k for k in res if k[0] == kind),
+                   key=lambda k: (res[k]["wer"], res[k]["cer"], k[1], k[2], k[3] or 0.0, -(k[4] or 0.0)))
+
+    chosen = [pick(kind) for kind in dict.fromkeys(k[0] for k in grid)]
+    rows = [("no LM", None, {})]
+    for kind, w, b, wb, o in chosen:
+        lines.append(f"chosen on dev for {kind}: " + (f"length bonus {b:g}" if kind == "none" else
+                     f"lm_weight {w:g}, length bonus {b:g}" + ("" if wb is None else
+                     f", word bonus {wb:g}, oov penalty {o:g} (lookahead {a.lookahead!r})")))
+        name = (f"length bonus {b:g} alone (control)" if kind == "none" else f"char 6-gram LM w={w:g} b={b:g}"
+                if kind == "char" else f"word {a.order or 3}-gram {kind[5:]} w={w:g} b={b:g} wb={wb:g} oov={o:g}")
+        rows.append((name, (kind, wb, o), {"lm_weight": w, "length_bonus": b}))
+    test_encs = encode_all(model, test)
+    lines += ["", f"test ({len(test)} utts), {a.model}, beam {a.beam}, decoded once per row; "
+              f"95% CI: percentile bootstrap over utterances (n={a.n_boot})",
+              f"{'AN4 test':<60} {'WER %':>7} {'95% CI':>15} {'CER %':>7}"]
+    for name, lm_key, fusion in rows:
+        if lm_key is not None and lm_key[0] != "none":
+            fusion = {**fusion, "lm": lm_for(*lm_key)}
+        hyps = decode_all(model, test_encs, a.beam, **fusion)
+        lines.append(ci_row(name, hyps, test_refs, model.normalizer, a.n_boot))
+        print(lines[-1], flush=True)
+    lines.append(f"total {time.perf_counter() - t0:.0f} s")
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:

@@ -57,8 +57,9 @@ def beam_search(net, enc: torch.Tensor, length: int, beam: int = 4, lm=None, lm_
                 length_bonus: float = 0.0) -> list[int]:
     """Modified beam search for one utterance: enc (T, D) -> best token ids.
 
-    Shallow fusion (optional): with ``lm`` (e.g. :class:`zoo.models.lm.CharNgramLM`: ``initial_state()``,
-    ``log_probs(state)`` indexed by token id, ``next_state(state, id)``, ``final(state)``) every non-blank token
+    Shallow fusion (optional): with ``lm`` (:class:`zoo.models.lm.CharNgramLM`, or the word LM scored on characters
+    :class:`zoo.models.lm.WordNgramLM`: ``initial_state()``, ``log_probs(state)`` indexed by token id,
+    ``next_state(state, id)``, ``final(state)``; states hashable) every non-blank token
     scores ``log p_rnnt + lm_weight * log p_lm + length_bonus``, and finished hypotheses are ranked with
     ``lm_weight * lm.final(state)`` added (end of sentence). ``lm=None`` and ``length_bonus=0`` leave the
     search exactly as without fusion.
