@@ -301,6 +301,30 @@ def geo_partition(table: dict[str, dict], min_words: int = 200, max_depth: int |
 
 
 # --- membership of new speakers ------------------------------------------------------------------------------
+def nearest_centroids(embeddings: dict[str, np.ndarray], centroids, metric: str = "euclidean") -> dict[str, int]:
+    """{speaker: index of the nearest centroid} for speaker embeddings (``speaker_embeddings``: the re-normalised
+    mean of a speaker's L2-normalised utterance embeddings, the recipe k-means clustered the training speakers
+    with). ``euclidean``: smallest squared distance (k-means' own assignment); ``cosine``: largest cosine
+    similarity; the metrics of ``zoo.nets.cohort.nearest_centroid``. Ties go to the lower index."""
+    C = np.asarray(centroids, dtype=np.float64)
+    if C.ndim != 2 or not len(C):
+        raise ZooError(f"cohort centroids must be a non-empty K x D list (got shape {C.shape})")
+    if metric not in ("euclidean", "cosine"):
+        raise ZooError(f"cohort metric {metric!r} is unknown — use euclidean or cosine")
+    out = {}
+    for s in sorted(embeddings):
+        e = np.asarray(embeddings[s], dtype=np.float64).reshape(-1)
+        if e.shape[0] != C.shape[1]:
+            raise ZooError(f"speaker {s}'s embedding has {e.shape[0]} dimensions, the cohort centroids "
+                           f"{C.shape[1]} — embed with the speaker model the cohorts were made with")
+        if metric == "euclidean":
+            out[s] = int(np.argmin(((C - e) ** 2).sum(1)))
+        else:
+            norms = np.maximum(np.linalg.norm(C, axis=1) * np.linalg.norm(e), 1e-12)
+            out[s] = int(np.argmax(C @ e / norms))
+    return out
+
+
 def rule_members(rule: dict, speakers: dict[str, dict], embeddings: dict[str, np.ndarray] | None = None) -> list[str]:
     """Speakers (``{speaker: attributes}``) that a cohort rule selects (see the module docstring)."""
     kind = rule.get("type")

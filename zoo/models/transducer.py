@@ -210,8 +210,9 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
                    lm_weight: float = 0.0, length_bonus: float = 0.0, cohort=None) -> list[OutputT]:
         """Transcribe audio files (paths) or waveforms ((S,) or (C, S) with ``sample_rate``).
 
-        Returns one string per input, in order. ``lm`` (``zoo.models.lm.CharNgramLM`` or
-        ``WordNgramLM`` over this model's characters), ``lm_weight`` and ``length_bonus``: shallow fusion in beam search (defaults: none).
+        Returns one string per input, in order. ``lm`` (``zoo.models.lm.CharNgramLM`` or ``WordNgramLM`` over
+        this model's characters), ``lm_weight`` and ``length_bonus``: shallow fusion in beam search (defaults:
+        none).
         ``cohort`` (models with a cohort input): one id for every input, or one per input (-1: unknown); None:
         each input's cohort is found from its audio (nearest centroid).
         """
