@@ -71,27 +71,8 @@ class CharNgramLM:
             raise ValueError("CharNgramLM covers plain character vocabularies only")
         if order < 1:
             raise ValueError(f"order must be >= 1 (got {order})")
-        raw: dict[tuple, int] = defaultdict(int)  # all n-grams of length 1..order
-        for text in texts:
-            seq = [BOS] + tok.encode(text) + [len(tok.vocab) + 1]
-            for i in range(1, len(seq)):
-                for k in range(1, order + 1):
-                    if i - k + 1 < 0:
-                        break
-                    raw[tuple(seq[i - k + 1:i + 1])] += 1
-        # adjusted counts: raw at the top order and for n-grams starting with <s>; else distinct left neighbours
-        left: dict[tuple, int] = defaultdict(int)
-        for g in raw:
-            if len(g) >= 2:
-                left[g[1:]] += 1
-        counts: list[dict[tuple, dict[int, float]]] = [defaultdict(dict) for _ in range(order)]
-        for g, c in raw.items():
-            k = len(g)
-            if g[0] == BOS and k == 1:
-                continue  # <s> is never predicted
-            adj = c if (k == order or g[0] == BOS) else left.get(g, 0)
-            if adj > 0:
-                counts[k - 1][g[:-1]][g[-1]] = float(adj)
+        eos = len(tok.vocab) + 1
+        counts = kn_adjusted_counts(([BOS] + tok.encode(text) + [eos] for text in texts), order)
         discounts = []
         for level in counts:
             n1 = sum(1 for ws in level.values() for c in ws.values() if c == 1)
@@ -207,6 +188,27 @@ def perplexity(lm: CharNgramLM, texts: Iterable[str]) -> float:
 # ==================================================================================================
 WORD_BOS, WORD_EOS, WORD_UNK = "<s>", "</s>", "<unk>"
 LOOKAHEADS = ("sum", "max", "none")
+
+
+def kn_adjusted_counts(sequences: Iterable[list[int]], order: int) -> list[dict[tuple, dict[int, float]]]:
+    """Kneser-Ney adjusted counts of every n-gram (n = 1..order) of id sequences that start with ``BOS`` and
+    end with the end symbol: raw counts at the top order and for n-grams starting with ``<s>``, else the number
+    of distinct left neighbours. Returns ``counts[n - 1][history][next id]``; ``<s>`` is never predicted."""
+    raw: dict[tuple, int] = defaultdict(int)
+    for seq in sequences:
+        for i in range(1, len(seq)):
+            for k in range(1, min(order, i + 1) + 1):
+                raw[tuple(seq[i - k + 1:i + 1])] += 1
+    left: dict[tuple, int] = defaultdict(int)
+    for g in raw:
+        if len(g) >= 2:
+            left[g[1:]] += 1
+    counts: list[dict[tuple, dict[int, float]]] = [defaultdict(dict) for _ in range(order)]
+    for g, c in raw.items():
+        adj = c if (len(g) == order or g[0] == BOS) else left.get(g, 0)
+        if adj > 0:
+            counts[len(g) - 1][g[:-1]][g[-1]] = float(adj)
+    return counts
 
 
 def _modified_kn_discounts(level: dict[tuple, dict[int, float]]) -> tuple[float, float, float]:
@@ -344,22 +346,7 @@ class WordNgramLM:
         words = sorted({w for s in sents for w in s})
         ids = {w: i + 1 for i, w in enumerate(words)}
         eos = len(words) + 1
-        raw: dict[tuple, int] = defaultdict(int)
-        for s in sents:
-            seq = [BOS] + [ids[w] for w in s] + [eos]
-            for i in range(1, len(seq)):
-                for k in range(1, min(order, i + 1) + 1):
-                    raw[tuple(seq[i - k + 1:i + 1])] += 1
-        left: dict[tuple, int] = defaultdict(int)
-        for g in raw:
-            if len(g) >= 2:
-                left[g[1:]] += 1
-        counts: list[dict[tuple, dict[int, float]]] = [defaultdict(dict) for _ in range(order)]
-        for g, c in raw.items():
-            k = len(g)
-            adj = c if (k == order or g[0] == BOS) else left.get(g, 0)
-            if adj > 0:
-                counts[k - 1][g[:-1]][g[-1]] = float(adj)
+        counts = kn_adjusted_counts(([BOS] + [ids[w] for w in s] + [eos] for s in sents), order)
         disc = [_modified_kn_discounts(level) for level in counts]
 
         gammas: dict[tuple, tuple[float, float]] = {}  # history -> (total count, interpolation weight)
