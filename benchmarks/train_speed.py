@@ -1,6 +1,6 @@
 """Training throughput of today's ASR recipe vs recipe v2, side by side in one run.
 
-    python benchmarks/train_speed.py [--steps 30] [--warmup 5] [--threads 1] [--no-fp32]
+    python benchmarks/train_speed.py [--steps 30] [--warmup 5] [--threads 1] [--no-fp32] [--loader-workers N]
         [--configs TODAY_CFG[,CFG...] V2_CFG[,CFG...]] [--stats-batches 4] [--KEY VALUE ...]
 
 Each recipe's task, DataModule and Trainer are built from its YAML config(s) by the same Lightning CLI as
@@ -21,7 +21,9 @@ Rows, in this order:
   speechocean762, waveform augmentation, a larger LSTM);
 * ``v2 fp32``: the same v2 recipe with ``--trainer.precision 32-true`` (left out with ``--no-fp32``), so the
   effect of bf16 (``v2`` / ``v2 fp32``) is separated from that of the data, batching and model size
-  (``v2 fp32`` / ``today``). Both v2 rows use the same seed, so they train on exactly the same batches.
+  (``v2 fp32`` / ``today``). Both v2 rows use the same seed, so they train on exactly the same batches;
+* ``v2 +N loader`` (with ``--loader-workers N``): recipe v2 with ``data.num_workers N``, so batch loading (Opus
+  decoding, speed perturbation, waveform augmentation) runs in N worker processes beside the training step.
 
 Columns: utterances/s and audio-seconds/s count the utterances and the audio (sum of ``audio_lens`` /
 ``data.sample_rate``, after speed perturbation) of the timed batches; s/step is wall-clock seconds per
@@ -152,10 +154,13 @@ def measure(recipes: list[tuple[str, list[str], list[str]]], steps: int = 30, wa
     return rows
 
 
-def default_recipes(today: list[str] = TODAY, v2: list[str] = V2, fp32: bool = True) -> list[tuple]:
+def default_recipes(today: list[str] = TODAY, v2: list[str] = V2, fp32: bool = True,
+                    loader_workers: int = 0) -> list[tuple]:
     recipes = [("today", list(today), []), ("v2", list(v2), [])]
     if fp32:
         recipes.append(("v2 fp32", list(v2), ["--trainer.precision=32-true"]))
+    if loader_workers:
+        recipes.append((f"v2 +{loader_workers} loader", list(v2), [f"--data.num_workers={loader_workers}"]))
     return recipes
 
 
@@ -182,6 +187,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="the two recipes to compare, each a comma-separated list of config files "
                         "(default: configs/asr/lstm_rnnt_an4.yaml and configs/asr/v2/base.yaml,configs/asr/v2/lstm.yaml)")
     p.add_argument("--no-fp32", action="store_true", help="leave out the 'v2 fp32' row")
+    p.add_argument("--loader-workers", type=int, default=0, metavar="N",
+                   help="add a 'v2 +N loader' row: recipe v2 with N DataLoader worker processes (decoding, speed "
+                        "perturbation and augmentation overlap the training step; needs N spare cores)")
     p.add_argument("--stats-batches", type=int, default=4,
                    help="batches of the featurizer-statistics pass before training (not timed; default 4)")
     args, extra = p.parse_known_args(argv)
@@ -190,7 +198,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     today, v2 = ([c for c in s.split(",") if c] for s in args.configs) if args.configs else (TODAY, V2)
     for logger in ("lightning.pytorch", "lightning.fabric"):  # "Seed set", "GPU available", ... per recipe
         logging.getLogger(logger).setLevel(logging.WARNING)
-    rows = measure(default_recipes(today, v2, fp32=not args.no_fp32), args.steps, args.warmup, args.threads,
+    recipes = default_recipes(today, v2, fp32=not args.no_fp32, loader_workers=args.loader_workers)
+    rows = measure(recipes, args.steps, args.warmup, args.threads,
                    args.stats_batches, extra)
     print(format_table(rows, args.warmup))
     for r in rows:

@@ -72,3 +72,11 @@ def test_timer_counts_only_timed_batches(bench):
 def test_cli_rejects_single_dash_extras(bench):
     with pytest.raises(SystemExit):
         bench.main(["--steps", "1", "-x"])
+
+
+def test_loader_worker_row_is_v2_with_workers(bench):
+    names = [r[0] for r in bench.default_recipes(fp32=False)]
+    assert names == ["today", "v2"]
+    recipes = bench.default_recipes(["a.yaml"], ["b.yaml"], fp32=True, loader_workers=2)
+    assert [r[0] for r in recipes] == ["today", "v2", "v2 fp32", "v2 +2 loader"]
+    assert recipes[-1][1:] == (["b.yaml"], ["--data.num_workers=2"])
