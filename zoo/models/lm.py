@@ -45,7 +45,43 @@ BOS = 0  # the <s> symbol in histories (the blank id, never a character)
 FORMAT = "zoo-char-ngram-lm/1"
 
 
-class CharNgramLM:
+class _CharScorer:
+    """What the beam search calls on an LM (``score``, ``final``, ``initial_state``), with ``sentence_logprob``,
+    from the subclass's ``_check``, ``log_probs`` and ``next_state``."""
+    vocab: str
+
+    def initial_state(self) -> tuple:
+        raise NotImplementedError
+
+    def _check(self, token_id: int) -> int:
+        raise NotImplementedError
+
+    def log_probs(self, state: tuple) -> np.ndarray:
+        raise NotImplementedError
+
+    def next_state(self, state: tuple, token_id: int) -> tuple:
+        raise NotImplementedError
+
+    def final(self, state: tuple) -> float:
+        raise NotImplementedError
+
+    def score(self, state: tuple, token_id: int) -> tuple[float, tuple]:
+        """``(log score of the character token after state, new state)``."""
+        t = self._check(token_id)
+        return float(self.log_probs(state)[t]), self.next_state(state, t)
+
+    def sentence_logprob(self, text: str) -> float:
+        """The character-level natural-log total of a text (characters outside ``vocab`` dropped), ``</s>``
+        included."""
+        tok = CharTokenizer(self.vocab)
+        st, total = self.initial_state(), 0.0
+        for t in tok.encode(text):
+            lp, st = self.score(st, t)
+            total += lp
+        return total + self.final(st)
+
+
+class CharNgramLM(_CharScorer):
     """Interpolated Kneser-Ney character n-gram LM over a tokenizer's characters + ``</s>`` (see module doc)."""
 
     def __init__(self, vocab: str, order: int, counts: list[dict[tuple, dict[int, float]]],
@@ -130,23 +166,9 @@ class CharNgramLM:
             self._cache[key] = out
         return out
 
-    def score(self, state: tuple, token_id: int) -> tuple[float, tuple]:
-        """``(log P(token | state), new state)``."""
-        t = self._check(token_id)
-        return float(self.log_probs(state)[t]), self.next_state(state, t)
-
     def final(self, state: tuple) -> float:
         """``log P(</s> | state)``."""
         return float(self.log_probs(state)[self.eos])
-
-    def sentence_logprob(self, text: str) -> float:
-        """Total natural-log probability of a text (characters outside the vocabulary dropped) incl. ``</s>``."""
-        tok = CharTokenizer(self.vocab)
-        st, total = self.initial_state(), 0.0
-        for t in tok.encode(text):
-            lp, st = self.score(st, t)
-            total += lp
-        return total + self.final(st)
 
     # --- persistence ---------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -232,7 +254,7 @@ def _modified_kn_discounts(level: dict[tuple, dict[int, float]]) -> tuple[float,
     return (d, d, d)
 
 
-class WordNgramLM:
+class WordNgramLM(_CharScorer):
     """A word n-gram LM (modified Kneser-Ney, or any ARPA backoff model) that scores *characters*.
 
     Word level. Symbols: ``<s>`` (history only), the vocabulary words (ids ``1 .. V``, sorted), ``</s>``
@@ -543,23 +565,9 @@ class WordNgramLM:
         nh = self._push(h, wid if wid else self.unk)
         return end + self.word_bonus + math.log(max(float(self.word_probs(nh)[self.eos]), 1e-300))
 
-    def score(self, state: tuple, token_id: int) -> tuple[float, tuple]:
-        """``(log score of the character after state, new state)``."""
-        t = self._check(token_id)
-        return float(self.log_probs(state)[t]), self.next_state(state, t)
-
     def final(self, state: tuple) -> float:
         """Log score of ending the sentence after ``state`` (the current word completed, then ``</s>``)."""
         return float(self.log_probs(state)[-1])
-
-    def sentence_logprob(self, text: str) -> float:
-        """The character-level total of a text (characters outside ``vocab`` dropped), ``</s>`` included."""
-        tok = CharTokenizer(self.vocab)
-        st, total = self.initial_state(), 0.0
-        for t in tok.encode(text):
-            lp, st = self.score(st, t)
-            total += lp
-        return total + self.final(st)
 
     def word_sentence_logprob(self, text: str) -> float:
         """The same total computed word by word (what the character scores must add up to): ``log P(w | h)``
