@@ -166,12 +166,13 @@ def default_recipes(today: list[str] = TODAY, v2: list[str] = V2, fp32: bool = T
 
 def format_table(rows: list[dict], warmup: int) -> str:
     cap = torch.backends.cpu.get_cpu_capability()
+    w = max(10, *(len(r["recipe"]) for r in rows))
     lines = [f"training throughput: {rows[0]['steps']} timed optimizer steps after {warmup} warm-up, "
              f"{rows[0]['threads']} thread(s), batch loading included; torch {torch.__version__}, CPU {cap}",
-             f"{'recipe':<10} {'precision':<11} {'threads':>7} {'steps':>5} {'utts/s':>8} {'audio-s/s':>9} "
+             f"{'recipe':<{w}} {'precision':<11} {'threads':>7} {'steps':>5} {'utts/s':>8} {'audio-s/s':>9} "
              f"{'s/step':>7} {'x today':>7} {'utts x':>6}"]
     for r in rows:
-        lines.append(f"{r['recipe']:<10} {r['precision']:<11} {r['threads']:>7} {r['steps']:>5} "
+        lines.append(f"{r['recipe']:<{w}} {r['precision']:<11} {r['threads']:>7} {r['steps']:>5} "
                      f"{r['utts_per_s']:>8.2f} {r['audio_s_per_s']:>9.1f} {r['s_per_step']:>7.3f} "
                      f"{r['ratio']:>7.2f} {r['utts_ratio']:>6.2f}")
     return "\n".join(lines)
