@@ -53,6 +53,8 @@ import sys
 import time
 from pathlib import Path
 
+from zoo.errors import one_line_errors
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = "configs/fairness/ewc_finetune.yaml"
 METHODS = ["ft", "ewc", "l2sp", "predictor", "encoder", "oversample"]
@@ -227,6 +229,7 @@ def table(results: dict, target: str) -> str:
     return "\n".join(lines)
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--audit", required=True, help="a zoo audit folder (cohorts.json + records.jsonl)")
@@ -259,72 +262,68 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from zoo.errors import ZooError
 
-    try:
-        audit = Path(args.audit)
-        cohorts, cset, target = load_audit(audit, args.cohort_set, args.cohort)
-        items = training_items(args)
-        speakers = target_speakers(args, cohorts[target]["rule"], items)
-        if speakers is not None:  # held out: never fine-tune on a speaker the table scores
-            scored = {json.loads(x)["speaker"] for x in (audit / "records.jsonl").read_text().splitlines() if x.strip()}
-            dropped = sorted(set(speakers) & scored)
-            speakers = [s for s in speakers if s not in scored]
-            if dropped:
-                print(f"# {len(dropped)} of the cohort's training speakers are scored by the audit: left out")
-            if not speakers:
-                raise ZooError("every training speaker of the cohort is a scoring speaker of the audit — train on "
-                               "other speakers (--train-corpus / --train-manifest / --target-speakers)")
-        out = Path(args.out)
-        if speakers is None:
-            man, spk = out / "target_train.jsonl", out / "target_speakers.txt"
-            print(f"# target cohort {target} of {cset}: training speakers chosen by embeddings at run time")
-        else:
-            print(f"# target cohort {target} of {cset}: {len(speakers)} training speakers: {' '.join(speakers)}")
-            if args.dry_run:
-                man, spk = out / "target_train.jsonl", out / "target_speakers.txt"
-            else:
-                man, spk = write_target(items, speakers, out)
-        runs = plan(args, str(man), str(spk))
+    audit = Path(args.audit)
+    cohorts, cset, target = load_audit(audit, args.cohort_set, args.cohort)
+    items = training_items(args)
+    speakers = target_speakers(args, cohorts[target]["rule"], items)
+    if speakers is not None:  # held out: never fine-tune on a speaker the table scores
+        scored = {json.loads(x)["speaker"] for x in (audit / "records.jsonl").read_text().splitlines() if x.strip()}
+        dropped = sorted(set(speakers) & scored)
+        speakers = [s for s in speakers if s not in scored]
+        if dropped:
+            print(f"# {len(dropped)} of the cohort's training speakers are scored by the audit: left out")
+        if not speakers:
+            raise ZooError("every training speaker of the cohort is a scoring speaker of the audit — train on "
+                           "other speakers (--train-corpus / --train-manifest / --target-speakers)")
+    out = Path(args.out)
+    if speakers is None:
+        man, spk = out / "target_train.jsonl", out / "target_speakers.txt"
+        print(f"# target cohort {target} of {cset}: training speakers chosen by embeddings at run time")
+    else:
+        print(f"# target cohort {target} of {cset}: {len(speakers)} training speakers: {' '.join(speakers)}")
         if args.dry_run:
-            for r in runs:
-                print(f"OMP_NUM_THREADS=1 {shlex.join(r['fit'])} > {shlex.quote(r['dir'] + '/train.log')} 2>&1")
-                print(shlex.join(r["export"]))
-            print(f"# then each model decodes {audit}/records.jsonl in-process -> {out}/results.md")
-            return 0
-        here = Path(sys.executable).with_name("zoo")  # the zoo of the Python running this script, else PATH's
-        zoo_exe = str(here) if here.is_file() else (shutil.which("zoo") or "zoo")
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            man, spk = out / "target_train.jsonl", out / "target_speakers.txt"
+        else:
+            man, spk = write_target(items, speakers, out)
+    runs = plan(args, str(man), str(spk))
+    if args.dry_run:
         for r in runs:
-            d = Path(r["dir"])
-            if (d / "DONE").is_file() and not args.force:
-                print(f"[skip] {r['name']}: {d}/DONE exists", flush=True)
-                continue
-            d.mkdir(parents=True, exist_ok=True)
-            t0 = time.time()
-            with open(d / "train.log", "w") as log:
-                rc = subprocess.call([zoo_exe, *r["fit"][1:]], stdout=log, stderr=subprocess.STDOUT, env=env)
-                if rc == 0:
-                    shutil.rmtree(d / "model", ignore_errors=True)
-                    rc = subprocess.call([zoo_exe, *r["export"][1:]], stdout=log, stderr=subprocess.STDOUT, env=env)
-            print(f"[{'done' if rc == 0 else 'FAIL'}] {r['name']}: {(time.time() - t0) / 60:.1f} min, log {d}/train.log",
-                  flush=True)
-            if rc != 0:
-                return 1
-            (d / "DONE").write_text(shlex.join(r["fit"]) + "\n")
-        results = {}
-        for name, ref in [("before", args.model)] + [(r["name"], f"{r['dir']}/model") for r in runs]:
-            results[name] = evaluate(ref, audit, cohorts, target, args.min_words, args.n_boot)
-            if args.extra_eval:
-                results[name]["extra"] = extra_wer(ref, args.extra_eval, args.data_dir, args.n_boot)
-        text = table(results, target)
-        print(text)
-        from zoo.io import atomic_write_text
+            print(f"OMP_NUM_THREADS=1 {shlex.join(r['fit'])} > {shlex.quote(r['dir'] + '/train.log')} 2>&1")
+            print(shlex.join(r["export"]))
+        print(f"# then each model decodes {audit}/records.jsonl in-process -> {out}/results.md")
+        return 0
+    here = Path(sys.executable).with_name("zoo")  # the zoo of the Python running this script, else PATH's
+    zoo_exe = str(here) if here.is_file() else (shutil.which("zoo") or "zoo")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for r in runs:
+        d = Path(r["dir"])
+        if (d / "DONE").is_file() and not args.force:
+            print(f"[skip] {r['name']}: {d}/DONE exists", flush=True)
+            continue
+        d.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        with open(d / "train.log", "w") as log:
+            rc = subprocess.call([zoo_exe, *r["fit"][1:]], stdout=log, stderr=subprocess.STDOUT, env=env)
+            if rc == 0:
+                shutil.rmtree(d / "model", ignore_errors=True)
+                rc = subprocess.call([zoo_exe, *r["export"][1:]], stdout=log, stderr=subprocess.STDOUT, env=env)
+        print(f"[{'done' if rc == 0 else 'FAIL'}] {r['name']}: {(time.time() - t0) / 60:.1f} min, log {d}/train.log",
+              flush=True)
+        if rc != 0:
+            return 1
+        (d / "DONE").write_text(shlex.join(r["fit"]) + "\n")
+    results = {}
+    for name, ref in [("before", args.model)] + [(r["name"], f"{r['dir']}/model") for r in runs]:
+        results[name] = evaluate(ref, audit, cohorts, target, args.min_words, args.n_boot)
+        if args.extra_eval:
+            results[name]["extra"] = extra_wer(ref, args.extra_eval, args.data_dir, args.n_boot)
+    text = table(results, target)
+    print(text)
+    from zoo.io import atomic_write_text
 
-        atomic_write_text(out / "results.json", json.dumps({"cohort_set": cset, "target": target, "speakers": speakers,
-                                                            "max_steps": args.max_steps, "results": results}, indent=2))
-        atomic_write_text(out / "results.md", text + "\n")
-    except ZooError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    atomic_write_text(out / "results.json", json.dumps({"cohort_set": cset, "target": target, "speakers": speakers,
+                                                        "max_steps": args.max_steps, "results": results}, indent=2))
+    atomic_write_text(out / "results.md", text + "\n")
     return 0
 
 

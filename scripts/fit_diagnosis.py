@@ -12,7 +12,10 @@ import sys
 
 import torch
 
+from zoo.errors import ZooError, one_line_errors
 
+
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="lstm-rnnt-an4-so762-long", help="ASR model: name, folder or Hub id")
@@ -23,29 +26,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-boot", type=int, default=1000, help="speaker-bootstrap resamples for the CIs")
     ap.add_argument("--data-dir", default=None)
     a = ap.parse_args(argv)
-    from zoo.errors import ZooError
     from zoo.fairness.metrics import overall
     from zoo.fairness.records import error_records, load_items
     from zoo.hub import from_pretrained
 
     torch.set_num_threads(1)
-    try:
-        if a.n < 1:
-            raise ZooError("--n must be at least 1")
-        model = from_pretrained(a.model)
-        print(f"{a.model}: greedy WER % [95% CI, speaker bootstrap] on {a.n} seeded utterances per corpus and split")
-        print(f"{'corpus':<16}" + "".join(f"{s:>26}" for s in a.splits))
-        for corpus in a.corpora:
-            row = f"{corpus:<16}"
-            for split in a.splits:
-                items = load_items(None, corpus, split, a.data_dir)
-                random.Random(a.seed).shuffle(items)
-                o = overall(error_records(model, items[:a.n], progress=False), a.n_boot, a.seed)
-                row += f"{100 * o['wer']:>10.2f} [{100 * o['low']:.2f}-{100 * o['high']:.2f}]".rjust(26)
-            print(row, flush=True)
-    except ZooError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if a.n < 1:
+        raise ZooError("--n must be at least 1")
+    model = from_pretrained(a.model)
+    print(f"{a.model}: greedy WER % [95% CI, speaker bootstrap] on {a.n} seeded utterances per corpus and split")
+    print(f"{'corpus':<16}" + "".join(f"{s:>26}" for s in a.splits))
+    for corpus in a.corpora:
+        row = f"{corpus:<16}"
+        for split in a.splits:
+            items = load_items(None, corpus, split, a.data_dir)
+            random.Random(a.seed).shuffle(items)
+            o = overall(error_records(model, items[:a.n], progress=False), a.n_boot, a.seed)
+            row += f"{100 * o['wer']:>10.2f} [{100 * o['low']:.2f}-{100 * o['high']:.2f}]".rjust(26)
+        print(row, flush=True)
     return 0
 
 

@@ -41,3 +41,19 @@ def find_zoo_error(exc: BaseException | None) -> "ZooError | None":
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def one_line_errors(main):
+    """Decorate a script's ``main(argv) -> int``: a ZooError becomes ``error: <message>`` on stderr and exit
+    status 2 instead of a traceback."""
+    import functools
+    import sys
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except ZooError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return wrapper
