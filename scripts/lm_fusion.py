@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from zoo.data.corpora import corpus_cuts  # noqa: E402
 from zoo.evaluation.asr import load_eval_set, load_item_audio  # noqa: E402
 from zoo.hub import from_pretrained  # noqa: E402
-from zoo.io import atomic_write_text  # noqa: E402
+from zoo.io import print_report  # noqa: E402
 from zoo.metrics.wer import bootstrap_wer, error_rates  # noqa: E402
 from zoo.models.lm import CharNgramLM, WordNgramLM, perplexity  # noqa: E402
 from zoo.text import get_normalizer  # noqa: E402
@@ -134,10 +134,7 @@ def main() -> int:
         span = f"{100 * ci['low']:.2f}-{100 * ci['high']:.2f}"
         lines.append(f"{name:<30} {100 * er['wer']:>7.2f} {span:>15} {100 * er['cer']:>7.2f}")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        atomic_write_text(a.out, text)
+    print_report(lines, a.out)
     return 0
 
 
@@ -227,10 +224,7 @@ def main_word(a) -> int:
         lines.append(ci_row(name, hyps, test_refs, model.normalizer, a.n_boot))
         print(lines[-1], flush=True)
     lines.append(f"total {time.perf_counter() - t0:.0f} s")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        atomic_write_text(a.out, text)
+    print_report(lines, a.out)
     return 0
 
 

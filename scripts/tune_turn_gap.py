@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from zoo.evaluation.multitalker import _turns, load_mix_sessions, session_audio  # noqa: E402
 from zoo.hub import from_pretrained  # noqa: E402
-from zoo.io import atomic_write_text  # noqa: E402
+from zoo.io import print_report  # noqa: E402
 from zoo.metrics.multitalker import evaluate_sessions  # noqa: E402
 from zoo.text import get_normalizer  # noqa: E402
 
@@ -69,10 +69,7 @@ def main() -> int:
                   released_gap)]
     sts = from_pretrained(a.sts)
     lines.append(row(a.sts, score(sts, test, None, test_wavs)))
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        atomic_write_text(a.out, text)
+    print_report(lines, a.out)
     return 0
 
 

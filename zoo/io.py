@@ -54,6 +54,15 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def print_report(lines: list[str], out: str | os.PathLike | None = None) -> str:
+    """A script's report: the lines joined, printed, and written atomically to ``out`` when given."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        atomic_write_text(out, text)
+    return text
+
+
 @contextlib.contextmanager
 def atomic_folder(folder: str | os.PathLike, marker: str | None = None):
     """Yield a temp folder beside ``folder``; on success it replaces ``folder`` (rename), on error it is removed,

@@ -22,8 +22,10 @@ import math
 from collections import Counter, defaultdict
 
 import numpy as np
+import torch
 
 from zoo.errors import ZooError
+from zoo.nets.cohort import nearest_centroid
 
 MISSING = "unknown"
 
@@ -311,18 +313,16 @@ def nearest_centroids(embeddings: dict[str, np.ndarray], centroids, metric: str 
         raise ZooError(f"cohort centroids must be a non-empty K x D list (got shape {C.shape})")
     if metric not in ("euclidean", "cosine"):
         raise ZooError(f"cohort metric {metric!r} is unknown — use euclidean or cosine")
-    out = {}
-    for s in sorted(embeddings):
-        e = np.asarray(embeddings[s], dtype=np.float64).reshape(-1)
+    speakers = sorted(embeddings)
+    E = [np.asarray(embeddings[s], dtype=np.float64).reshape(-1) for s in speakers]
+    for s, e in zip(speakers, E):
         if e.shape[0] != C.shape[1]:
             raise ZooError(f"speaker {s}'s embedding has {e.shape[0]} dimensions, the cohort centroids "
                            f"{C.shape[1]} — embed with the speaker model the cohorts were made with")
-        if metric == "euclidean":
-            out[s] = int(np.argmin(((C - e) ** 2).sum(1)))
-        else:
-            norms = np.maximum(np.linalg.norm(C, axis=1) * np.linalg.norm(e), 1e-12)
-            out[s] = int(np.argmax(C @ e / norms))
-    return out
+    if not speakers:
+        return {}
+    idx = nearest_centroid(torch.from_numpy(np.stack(E)).double(), torch.from_numpy(C), metric)
+    return dict(zip(speakers, idx.tolist()))
 
 
 def rule_members(rule: dict, speakers: dict[str, dict], embeddings: dict[str, np.ndarray] | None = None) -> list[str]:

@@ -26,7 +26,8 @@ def nearest_centroid(emb: torch.Tensor, centroids: torch.Tensor, metric: str = "
 
     ``euclidean``: smallest squared distance (what k-means assigns: the training speakers' clusters);
     ``cosine``: largest cosine similarity. Ties go to the lower index."""
-    emb, centroids = emb.float(), centroids.float()
+    dtype = torch.promote_types(torch.promote_types(emb.dtype, centroids.dtype), torch.float32)
+    emb, centroids = emb.to(dtype), centroids.to(dtype)
     if metric == "euclidean":
         return torch.cdist(emb, centroids).argmin(-1)
     if metric == "cosine":
