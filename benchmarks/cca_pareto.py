@@ -49,8 +49,8 @@ from zoo.nets.cca_transformer import CCATransformerEncoder
 from zoo.nets.encoder import stack_frames
 
 KINDS = {"cca": "CCA (gated, from scratch)", "cca-ft": "CCA (gated, fine-tuned from all on)", "window": "sliding window",
-         "allon": "all on"}
-GATED = ("cca", "cca-ft")
+         "cca-window": "CCA on a sliding window", "allon": "all on"}
+GATED = ("cca", "cca-ft", "cca-window")
 
 
 # --- inputs ----------------------------------------------------------------------------------------
@@ -105,9 +105,10 @@ def load_model(src: str):
 
 
 def kind_of(enc: CCATransformerEncoder, init_from: str | None = None) -> str:
-    """allon / window / cca (trained gated from scratch) / cca-ft (gates learnt by fine-tuning a trained model)."""
+    """allon / window / cca (trained gated from scratch) / cca-ft (gates learnt by fine-tuning a trained model) /
+    cca-window (gates on a sliding-window encoder)."""
     if enc.window > 0:
-        return "window"
+        return "cca-window" if enc.gated else "window"
     return ("cca-ft" if init_from else "cca") if enc.gated else "allon"
 
 
@@ -261,6 +262,8 @@ def find_baseline(rows: list[dict], baseline: str | None) -> dict | None:
 def _label(r: dict) -> str:
     if r["kind"] == "window":
         return f"W={r['window']}"
+    if r["kind"] == "cca-window":
+        return f"W={r['window']} λ=" + ("?" if r["value"] is None else f"{r['value']:g}")
     if r["kind"] in GATED:
         return "λ=?" if r["value"] is None else f"λ={r['value']:g}"
     return "all on"
@@ -327,6 +330,15 @@ def verdict(rows: list[dict]) -> list[str]:
     return out
 
 
+def choose(rows: list[dict], base: dict | None, tolerance: float) -> dict | None:
+    """The gated run with the fewest FLOPs whose WER is within ``tolerance`` (relative) of ``base``'s: how the
+    released lambda is picked, on dev. None without a baseline or when no gated run qualifies."""
+    if base is None:
+        return None
+    ok = [r for r in rows if r["kind"] in GATED and r["wer"] <= base["wer"] * (1 + tolerance)]
+    return min(ok, key=lambda r: r["flops_frac"], default=None)
+
+
 def plot(rows: list[dict], path: Path, title: str) -> Path:
     import matplotlib
 
@@ -334,8 +346,9 @@ def plot(rows: list[dict], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    style = {"cca": ("o", "C0"), "cca-ft": ("D", "C3"), "window": ("s", "C1"), "allon": ("*", "k")}
-    for kind in ("cca", "cca-ft", "window", "allon"):
+    style = {"cca": ("o", "C0"), "cca-ft": ("D", "C3"), "window": ("s", "C1"), "cca-window": ("^", "C2"),
+             "allon": ("*", "k")}
+    for kind in ("cca", "cca-ft", "window", "cca-window", "allon"):
         rs = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["flops_frac"])
         if not rs:
             continue
@@ -376,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8, help="utterances per padded batch of the batch-forward "
                     "timing (0: skip it)")
     ap.add_argument("--baseline", default=None, help="the all-on reference input (default: the one with gated: false)")
+    ap.add_argument("--choose", type=float, default=0.03, metavar="REL",
+                    help="name the gated run with the fewest FLOPs within REL relative WER of the baseline "
+                         "(run it on --split dev; default 0.03)")
     ap.add_argument("--out-dir", default="reports/cca_pareto")
     args = ap.parse_args(argv)
 
@@ -402,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     notes = [f"FLOPs % and wall %: vs the same weights with all gates on and full attention span; "
              f"WER x / FLOPs x: vs {base['name'] if base else '(no all-on run given)'}; * = on the Pareto front"]
     notes += verdict(rows)
+    chosen = choose(rows, base, args.choose)
+    if base is not None:
+        notes.append(f"choice on {where}: " + (f"{chosen['name']} ({_label(chosen)}), the fewest FLOPs within "
+                                                f"{100 * args.choose:g}% relative WER of {base['name']}" if chosen
+                                                else f"no gated run within {100 * args.choose:g}% relative WER"))
     print(title)
     print(table)
     print(wall_table(rows))
@@ -413,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(out / "cca_pareto.md", f"{title}\n\n{format_table(rows, base, markdown=True)}\n\n"
                       + "\n".join(f"- {n}" for n in notes) + "\n\n![compute vs WER](cca_pareto.png)\n")
     atomic_write_text(out / "cca_pareto.json", json.dumps({"title": title, "baseline": base["name"] if base else None,
+                                                            "chosen": chosen["name"] if chosen else None,
                                                             "rows": rows}, indent=1) + "\n")
     print(f"wrote {png}, {out / 'cca_pareto.md'}, {out / 'cca_pareto.json'}")
     return 0

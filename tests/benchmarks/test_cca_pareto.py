@@ -122,6 +122,44 @@ def test_pareto_script_end_to_end(pareto, inputs, tmp_path, capsys):
     assert "sliding window W=4" in printed
 
 
+def test_choose_picks_the_cheapest_gated_run_within_the_tolerance(pareto):
+    rows = [{"name": "allon", "kind": "allon", "wer": 0.30, "flops_frac": 1.0},
+            {"name": "lam2", "kind": "cca-ft", "wer": 0.305, "flops_frac": 0.8},
+            {"name": "lam8", "kind": "cca-ft", "wer": 0.308, "flops_frac": 0.6},
+            {"name": "lam16", "kind": "cca-ft", "wer": 0.32, "flops_frac": 0.4},   # 6.7% worse: out
+            {"name": "win8", "kind": "window", "wer": 0.30, "flops_frac": 0.5},    # not gated: never chosen
+            {"name": "w8l4", "kind": "cca-window", "wer": 0.309, "flops_frac": 0.45}]
+    assert pareto.choose(rows, rows[0], 0.03)["name"] == "w8l4"
+    assert pareto.choose(rows[:5], rows[0], 0.03)["name"] == "lam8"
+    assert pareto.choose(rows[:5], rows[0], 0.07)["name"] == "lam16"
+    assert pareto.choose(rows, rows[0], 0.0) is None and pareto.choose(rows, None, 0.03) is None
+
+
+def test_init_script_builds_window_and_gated_window_folders_from_a_model(tmp_path, pareto):
+    """cca_init_from_allon.py from a model folder: --window W --no-gates is the window baseline, --window W the
+    CCA-on-a-window cell; both keep every weight, and the benchmark names their kinds."""
+    from zoo import from_pretrained
+    from zoo.models.base import model_config, save_pretrained
+
+    allon = _tiny_net({**TINY, "gated": False}, 0)
+    src = save_pretrained(allon, tmp_path / "allon", config=model_config(allon))
+    init = _load("cca_init_from_allon", "scripts/cca_init_from_allon.py")
+    assert init.main([str(src), str(tmp_path / "w4"), "--window", "4", "--no-gates"]) == 0
+    assert init.main([str(src), str(tmp_path / "w4g"), "--window", "4"]) == 0
+    win, both = from_pretrained(tmp_path / "w4"), from_pretrained(tmp_path / "w4g")
+    assert (win.encoder.window, win.encoder.gated) == (4, False)
+    assert (both.encoder.window, both.encoder.gated) == (4, True)
+    assert pareto.kind_of(win.encoder) == "window" and pareto.kind_of(both.encoder) == "cca-window"
+    for k, v in allon.state_dict().items():
+        if ".arbitrator." not in k:
+            assert torch.equal(v, both.state_dict()[k]) and torch.equal(v, win.state_dict()[k]), k
+    with pytest.raises(SystemExit, match="^error: --window -1 is negative"):
+        init.main([str(src), str(tmp_path / "bad"), "--window", "-1"])
+    with pytest.raises(SystemExit, match="^error: .*not a full-context all-on"):
+        init.main([str(tmp_path / "w4g"), str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()
+
+
 def test_pareto_rejects_a_non_cca_model(pareto, tiny_folder):
     with pytest.raises(ValueError, match="not cca_transformer"):
         pareto.load_model(str(tiny_folder))
@@ -243,7 +281,7 @@ def test_cca_init_from_allon_checkpoint(tmp_path):
     win = _tiny_net({**TINY, "gated": False, "window": 4}, 2)
     torch.save({"zoo_config": model_config(win), "state_dict": {f"net.{k}": v for k, v in win.state_dict().items()}},
                tmp_path / "win.ckpt")
-    with pytest.raises(SystemExit, match="^error: .*not a full-context"):
+    with pytest.raises(SystemExit, match="^error: .*not a full-context all-on"):
         mod.main([str(tmp_path / "win.ckpt"), str(tmp_path / "init2")])
 
 

@@ -146,3 +146,51 @@ def test_fusion_argument_checks(net, an4_wavs):
         net.transcribe(path, beam_size=4, lm=other, lm_weight=0.5)
     with pytest.raises(ZooError):
         net.transcribe(path, beam_size=4, lm_weight=0.5)
+
+
+class PrefixILM:
+    """The internal LM as an external LM object (states = token prefixes; the predictor is rerun on each prefix):
+    an independent route to the same scores as ``beam_search(ilm_weight=...)``."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def initial_state(self):
+        return ()
+
+    def next_state(self, state, token_id):
+        return state + (int(token_id),)
+
+    def final(self, state):
+        return 0.0
+
+    def log_probs(self, state):
+        p = self.net.predictor
+        st = p.init_state(1)
+        out, st = p.step(torch.zeros(1, dtype=torch.long), st)
+        for t in state:
+            out, st = p.step(torch.tensor([t]), st)
+        j = self.net.joiner
+        logits = j(torch.zeros(1, j.enc_proj.in_features), out)[0]  # the joiner with a zero encoder frame
+        return np.concatenate([[0.0], torch.log_softmax(logits[1:], -1).detach().numpy()])
+
+
+def test_internal_lm_subtraction(net, encs):
+    from zoo.models.decoding import internal_lm_log_probs
+
+    ilm = PrefixILM(net)
+    with torch.no_grad():
+        out, _ = net.predictor.step(torch.tensor([0, 3]), net.predictor.init_state(2))
+        lp = internal_lm_log_probs(net, net.joiner.pred_proj(out))
+    assert lp.shape == (2, net.tokenizer.vocab_size - 1)
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(2), atol=1e-5)
+    assert np.allclose(lp[0].numpy(), ilm.log_probs(())[1:], atol=1e-5)
+    changed = 0
+    for enc, lens in encs:
+        plain = beam_search(net, enc[0], int(lens[0]), 4)
+        assert beam_search(net, enc[0], int(lens[0]), 4, ilm_weight=0.0) == plain
+        sub = beam_search(net, enc[0], int(lens[0]), 4, ilm_weight=0.7)
+        assert sub == beam_search(net, enc[0], int(lens[0]), 4, lm=ilm, lm_weight=-0.7)
+        assert net.decode(enc, lens, 4, ilm_weight=0.7) == [sub]
+        changed += sub != plain
+    assert changed  # the subtraction moves some hypothesis, so the equalities above mean something

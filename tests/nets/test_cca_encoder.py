@@ -197,3 +197,27 @@ def test_issue4_configs_share_the_lstm_recipe_and_size():
     assert encs["transformer_window_an4"].window > 0 and not encs["transformer_window_an4"].gated
     sizes = {k: {kk: v for kk, v in e.config().items() if kk not in ("gated", "window")} for k, e in encs.items()}
     assert len({str(s) for s in sizes.values()}) == 1  # one architecture, only gates / window differ
+
+
+def test_cca_gates_on_a_sliding_window_encoder():
+    """window_gates: the gates and the window together (issue 15's missing cell). The count follows the gate
+    masks with the window's attention span, streaming keeps the decisions, and the default (no window_gates)
+    still switches the gates off under a window."""
+    assert not tiny_encoder(window=3).gated
+    enc = tiny_encoder(window=3, window_gates=True)
+    assert enc.gated and enc.left == 3 and enc.config()["window_gates"] is True
+    assert "window_gates" not in tiny_encoder(window=3).config()  # older configs stay as they were
+    x = inputs(40)
+    y, _, flops = enc.infer(x, enc.init_state(1))
+    g = enc.last_gates[0]
+    assert 0.25 < float(g.mean()) < 0.75
+    assert flops == flops_from_masks(g, 3, 32, 48, 160, gated=True)
+    assert flops < enc.dense_flops(40) < enc.dense_flops(40, left=enc.left_context)
+    out, _ = enc(x.view(1, -1, 40), torch.tensor([160]))  # eval forward: the skipping path
+    assert (out - y).abs().max() <= 1e-4
+    rng = random.Random(1)
+    ys, gs, f2 = chunked_infer(enc, x, [rng.randint(1, 7) for _ in range(40)])
+    assert torch.equal(gs[0], g) and f2 == flops and (ys - y).abs().max() <= 1e-4
+    # the window still limits attention: a full-span run of the same weights differs
+    y_full, _, _ = enc.infer(x, enc.init_state(1), left=enc.left_context)
+    assert (y_full[:, 5:] - y[:, 5:]).abs().max() > 1e-3

@@ -52,17 +52,25 @@ def greedy_search(net, enc: torch.Tensor, lengths: torch.Tensor, state: GreedySt
     return state
 
 
+def internal_lm_log_probs(net, pred_proj: torch.Tensor) -> torch.Tensor:
+    """Internal LM estimate (Meng et al. 2021, ILME): the joiner with the acoustic term removed, renormalised
+    over non-blank tokens. pred_proj (H, J) projected predictor outputs -> (H, V - 1) log-probs of ids 1..V-1."""
+    logits = net.joiner(net.joiner.enc_proj.bias.expand_as(pred_proj), pred_proj, projected=True)
+    return torch.log_softmax(logits[:, 1:], -1)
+
+
 @torch.no_grad()
 def beam_search(net, enc: torch.Tensor, length: int, beam: int = 4, lm=None, lm_weight: float = 0.0,
-                length_bonus: float = 0.0) -> list[int]:
+                length_bonus: float = 0.0, ilm_weight: float = 0.0) -> list[int]:
     """Modified beam search for one utterance: enc (T, D) -> best token ids.
 
     Shallow fusion (optional): with ``lm`` (:class:`zoo.models.lm.CharNgramLM`, or the word LM scored on characters
     :class:`zoo.models.lm.WordNgramLM`: ``initial_state()``, ``log_probs(state)`` indexed by token id,
     ``next_state(state, id)``, ``final(state)``; states hashable) every non-blank token
     scores ``log p_rnnt + lm_weight * log p_lm + length_bonus``, and finished hypotheses are ranked with
-    ``lm_weight * lm.final(state)`` added (end of sentence). ``lm=None`` and ``length_bonus=0`` leave the
-    search exactly as without fusion.
+    ``lm_weight * lm.final(state)`` added (end of sentence). ``ilm_weight`` subtracts that much of the internal LM
+    estimate (``internal_lm_log_probs``) from every non-blank token, as in ILME-based fusion (Meng et al. 2021).
+    ``lm=None`` and ``length_bonus = ilm_weight = 0`` leave the search exactly as without fusion.
     """
     device = enc.device
     enc_p = net.joiner.enc_proj(enc[:length])
@@ -77,7 +85,7 @@ def beam_search(net, enc: torch.Tensor, length: int, beam: int = 4, lm=None, lm_
         pred = torch.stack([hyps[k][1] for k in keys])  # (H, J)
         logp = torch.log_softmax(net.joiner(enc_p[t].expand_as(pred), pred, projected=True), -1)  # (H, V)
         scores = torch.tensor([hyps[k][0] for k in keys], device=device)[:, None] + logp
-        if fuse or length_bonus:
+        if fuse or length_bonus or ilm_weight:
             v = logp.shape[1]
             extra = torch.zeros(len(keys), v, dtype=logp.dtype, device=device)
             if fuse:
@@ -87,6 +95,8 @@ def beam_search(net, enc: torch.Tensor, length: int, beam: int = 4, lm=None, lm_
                 extra += lm_weight * torch.as_tensor(lmp, dtype=logp.dtype, device=device)
             if length_bonus:
                 extra[:, 1:] += length_bonus
+            if ilm_weight:
+                extra[:, 1:] -= ilm_weight * internal_lm_log_probs(net, pred)
             scores = scores + extra
         top = scores.flatten().topk(min(beam, scores.numel()))
         v = logp.shape[1]

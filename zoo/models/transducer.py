@@ -195,38 +195,41 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
         return self.cohort(feats, cohort)
 
     def decode(self, enc: torch.Tensor, lengths: torch.Tensor, beam_size: int = 1, lm=None,
-               lm_weight: float = 0.0, length_bonus: float = 0.0) -> list[list[int]]:
+               lm_weight: float = 0.0, length_bonus: float = 0.0, ilm_weight: float = 0.0) -> list[list[int]]:
         """Token ids per utterance: greedy for ``beam_size`` 1 without fusion, else modified beam search
-        (shallow fusion with ``lm`` at ``lm_weight`` and ``length_bonus`` per token; see ``beam_search``)."""
-        fused = (lm is not None and lm_weight != 0.0) or length_bonus != 0.0
+        (shallow fusion with ``lm`` at ``lm_weight``, ``length_bonus`` per token and internal-LM subtraction at
+        ``ilm_weight``; see ``beam_search``)."""
+        fused = (lm is not None and lm_weight != 0.0) or length_bonus != 0.0 or ilm_weight != 0.0
         if beam_size <= 1 and not fused:
             return greedy_search(self, enc, lengths).hyps
         return [beam_search(self, enc[i], int(lengths[i]), beam_size, lm=lm, lm_weight=lm_weight,
-                            length_bonus=length_bonus) for i in range(enc.shape[0])]
+                            length_bonus=length_bonus, ilm_weight=ilm_weight) for i in range(enc.shape[0])]
 
     @torch.inference_mode()
     def transcribe(self, inputs: Sequence | str | torch.Tensor, sample_rate: int | None = None,
                    batch_size: int = 8, beam_size: int = 1, progress: bool = False, lm=None,
-                   lm_weight: float = 0.0, length_bonus: float = 0.0, cohort=None) -> list[OutputT]:
+                   lm_weight: float = 0.0, length_bonus: float = 0.0, ilm_weight: float = 0.0,
+                   cohort=None) -> list[OutputT]:
         """Transcribe audio files (paths) or waveforms ((S,) or (C, S) with ``sample_rate``).
 
         Returns one string per input, in order. ``lm`` (``zoo.models.lm.CharNgramLM`` or ``WordNgramLM`` over
-        this model's characters), ``lm_weight`` and ``length_bonus``: shallow fusion in beam search (defaults:
-        none).
+        this model's characters), ``lm_weight`` and ``length_bonus``: shallow fusion in beam search;
+        ``ilm_weight``: subtract that much of the internal LM estimate (defaults: none of these).
         ``cohort`` (models with a cohort input): one id for every input, or one per input (-1: unknown); None:
         each input's cohort is found from its audio (nearest centroid).
         """
         if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
             raise ZooError(f"beam_size must be a whole number >= 1 (1 = greedy; got {beam_size!r})")
         fusion: dict = {}
-        if lm is not None or lm_weight or length_bonus:
+        if lm is not None or lm_weight or length_bonus or ilm_weight:
             if lm is None and lm_weight:
                 raise ZooError("lm_weight needs an lm")
             if type(self)._transcribe_batch is not TransducerASR._transcribe_batch:
                 raise ZooError(f"LM fusion is not supported by {type(self).__name__}")
             if lm is not None and getattr(lm, "vocab", None) != getattr(self.tokenizer, "vocab", None):
                 raise ZooError("the LM's character vocabulary differs from the model's tokenizer")
-            fusion = {"lm": lm, "lm_weight": float(lm_weight), "length_bonus": float(length_bonus)}
+            fusion = {"lm": lm, "lm_weight": float(lm_weight), "length_bonus": float(length_bonus),
+                      "ilm_weight": float(ilm_weight)}
         if cohort is not None and self.cohort is None:
             raise ZooError(NO_COHORT_INPUT)
         if cohort is None:

@@ -85,22 +85,26 @@ class CCATransformerEncoder(StreamingEncoder):
         left_context: past frames each frame may attend to (streaming cache length).
         gated: learn per-frame gates (False = the all-on Transformer baseline).
         window: if > 0, the sliding-window baseline (attention to ``window`` past frames, no gates).
+        window_gates: with ``window`` > 0 and ``gated``, keep the gates too: CCA on a sliding-window encoder.
     Shapes: forward(feats (B, T, F), lengths (B,)) -> (B, T // stack, d_model), (B,);
     ``last_gates`` holds the (B, T', layers, 2) gate values of the latest call (0 on padding frames in eval).
     """
 
     def __init__(self, input_dim: int = 80, stack: int = 4, d_model: int = 144, heads: int = 4, ffn_dim: int = 576,
-                 layers: int = 6, left_context: int = 64, gated: bool = True, window: int = 0, dropout: float = 0.1):
+                 layers: int = 6, left_context: int = 64, gated: bool = True, window: int = 0, dropout: float = 0.1,
+                 window_gates: bool = False):
         super().__init__()
         stack, d_model, heads, ffn_dim, layers = int(stack), int(d_model), int(heads), int(ffn_dim), int(layers)
         left_context, window, dropout = int(left_context), int(window), float(dropout)
         self._cfg = dict(input_dim=input_dim, stack=stack, d_model=d_model, heads=heads, ffn_dim=ffn_dim,
                          layers=layers, left_context=left_context, gated=gated, window=window, dropout=dropout)
+        if window_gates:  # only written when set, so older configs stay byte-identical
+            self._cfg["window_gates"] = True
         self.subsampling = stack
         self.output_dim = d_model
         self.left = window if window > 0 else left_context
         self.left_context, self.window = left_context, window
-        self.gated = gated and window == 0
+        self.gated = gated and (window == 0 or window_gates)
         self.tau = 1.0
         self.inp = nn.Sequential(nn.LayerNorm(input_dim * stack), nn.Linear(input_dim * stack, d_model))
         self.layers = nn.ModuleList(GatedLayer(d_model, heads, ffn_dim, dropout) for _ in range(layers))
