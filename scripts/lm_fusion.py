@@ -79,6 +79,8 @@ def main() -> int:
                     help="word LM: word insertion bonus grid (log domain, per completed word)")
     ap.add_argument("--oov-penalties", type=float, nargs="+", default=[0.0, -10.0],
                     help="word LM: log-prob penalty per out-of-vocabulary word (grid)")
+    ap.add_argument("--ilm-weights", type=float, nargs="*", default=[0.1, 0.2, 0.3],
+                    help="word mode: also tune internal-LM subtraction (no external LM) over this grid x --bonuses")
     ap.add_argument("--lookahead", choices=["sum", "max", "none"], default="sum", help="word LM look-ahead")
     ap.add_argument("--word-lm-data", nargs="+", default=["an4+speechocean762"],
                     help="word LM training data: one LM (and one test row) per '+'-joined set of corpus recipes "
@@ -171,55 +173,71 @@ def main_word(a) -> int:
     lines += [f"char LM: {clm!r} from AN4 train transcripts (as --lm char); char perplexity AN4 dev "
               f"{perplexity(clm, [norm(r) for r in dev_refs]):.2f}",
               "", f"dev ({len(dev)} utts), {a.model}, beam {a.beam}: WER % / CER % per setting "
-              "(w: lm_weight, bonus: length bonus per token, wb: word bonus, oov: OOV penalty; s: seconds)",
-              f"{'LM':<26} {'w':>4} {'bonus':>5} {'wb':>4} {'oov':>4} {'WER %':>7} {'CER %':>7} {'s':>5}"]
+              "(w: lm_weight, bonus: length bonus per token, wb: word bonus, oov: OOV penalty, ilm: internal-LM "
+              "weight subtracted; s: seconds)",
+              f"{'LM':<26} {'w':>4} {'bonus':>5} {'wb':>4} {'oov':>4} {'ilm':>4} {'WER %':>7} {'CER %':>7} {'s':>5}"]
     print("\n".join(lines), flush=True)
     dev_encs = encode_all(model, dev)
-    grid = [("none", 0.0, b, None, None) for b in a.bonuses]
-    grid += [("char", w, b, None, None) for w in a.weights if w > 0 for b in a.bonuses]
-    grid += [(f"word [{data}]", w, b, wb, o) for data in a.word_lm_data for o in a.oov_penalties
+    # a setting: (kind, lm_weight, length bonus, word bonus, oov penalty, internal-LM weight)
+    grid = [("none", 0.0, b, None, None, 0.0) for b in a.bonuses]
+    grid += [("ilm", 0.0, b, None, None, i) for i in a.ilm_weights if i > 0 for b in a.bonuses]
+    grid += [("char", w, b, None, None, 0.0) for w in a.weights if w > 0 for b in a.bonuses]
+    grid += [(f"word [{data}]", w, b, wb, o, 0.0) for data in a.word_lm_data for o in a.oov_penalties
              for wb in a.word_bonuses for w in a.word_weights if w > 0 for b in a.bonuses]
 
-    def lm_for(kind: str, wb, o):
-        if kind == "none":
-            return None
-        if kind == "char":
-            return clm
-        return wlms[kind[6:-1]].set_options(oov_penalty=o, word_bonus=wb)
+    def fusion_of(kind: str, w: float, b: float, wb, o, i: float) -> dict:
+        lm = None if kind in ("none", "ilm") else clm if kind == "char" else \
+            wlms[kind.split("[", 1)[1].split("]")[0]].set_options(oov_penalty=o, word_bonus=wb)
+        return {"lm": lm, "lm_weight": w, "length_bonus": b, "ilm_weight": i}
 
     res = {}
     t_grid = time.perf_counter()
-    for key in grid:
-        kind, w, b, wb, o = key
-        t = time.perf_counter()
-        hyps = decode_all(model, dev_encs, a.beam, lm=lm_for(kind, wb, o), lm_weight=w, length_bonus=b)
-        r = res[key] = error_rates(hyps, dev_refs, model.normalizer)
-        lines.append(f"{kind:<26} {w:>4.2g} {b:>5.2g} {'-' if wb is None else f'{wb:g}':>4} "
-                     f"{'-' if o is None else f'{o:g}':>4} {100 * r['wer']:>7.2f} {100 * r['cer']:>7.2f} "
-                     f"{time.perf_counter() - t:>5.1f}")
-        print(lines[-1], flush=True)
+
+    def run_dev(keys):
+        for key in keys:
+            t = time.perf_counter()
+            hyps = decode_all(model, dev_encs, a.beam, **fusion_of(*key))
+            r = res[key] = error_rates(hyps, dev_refs, model.normalizer)
+            kind, w, b, wb, o, i = key
+            lines.append(f"{kind:<26} {w:>4.2g} {b:>5.2g} {'-' if wb is None else f'{wb:g}':>4} "
+                         f"{'-' if o is None else f'{o:g}':>4} {i:>4.2g} {100 * r['wer']:>7.2f} "
+                         f"{100 * r['cer']:>7.2f} {time.perf_counter() - t:>5.1f}")
+            print(lines[-1], flush=True)
+
+    def pick(kind: str):  # lowest dev WER; ties: lower CER, smaller weights / bonuses, milder penalty
+        return min((k for k in res if k[0] == kind),
+                   key=lambda k: (res[k]["wer"], res[k]["cer"], k[1], k[5], k[2], k[3] or 0.0, -(k[4] or 0.0)))
+
+    run_dev(grid)
+    # stage 2: each word LM with internal-LM subtraction (ILME fusion), its word bonus and OOV penalty as chosen
+    if a.ilm_weights:
+        stage2 = []
+        for data in a.word_lm_data:
+            _, _, _, wb, o, _ = pick(f"word [{data}]")
+            stage2 += [(f"word [{data}] + ILM", w, b, wb, o, i) for i in a.ilm_weights if i > 0
+                       for w in a.word_weights if w > 0 for b in a.bonuses]
+        run_dev(stage2)
+        grid += stage2
     lines.append(f"dev grid: {len(grid)} passes in {time.perf_counter() - t_grid:.0f} s")
 
-    def pick(kind: str):  # lowest dev WER; ties: lower CER, smaller weight / bonus / word bonus, milder penalty
-        return min((k for k in res if k[0] == kind),
-                   key=lambda k: (res[k]["wer"], res[k]["cer"], k[1], k[2], k[3] or 0.0, -(k[4] or 0.0)))
-
     chosen = [pick(kind) for kind in dict.fromkeys(k[0] for k in grid)]
-    rows = [("no LM", None, {})]
-    for kind, w, b, wb, o in chosen:
-        lines.append(f"chosen on dev for {kind}: " + (f"length bonus {b:g}" if kind == "none" else
-                     f"lm_weight {w:g}, length bonus {b:g}" + ("" if wb is None else
-                     f", word bonus {wb:g}, oov penalty {o:g} (lookahead {a.lookahead!r})")))
+    rows = [("no LM", {})]
+    for key in chosen:
+        kind, w, b, wb, o, i = key
+        what = ([f"lm_weight {w:g}"] if w else []) + ([f"internal-LM weight {i:g}"] if i else []) + \
+            [f"length bonus {b:g}"] + ([] if wb is None else [f"word bonus {wb:g}, oov penalty {o:g} "
+                                                             f"(lookahead {a.lookahead!r})"])
+        lines.append(f"chosen on dev for {kind}: " + ", ".join(what))
         name = (f"length bonus {b:g} alone (control)" if kind == "none" else f"char 6-gram LM w={w:g} b={b:g}"
-                if kind == "char" else f"word {a.order or 3}-gram {kind[5:]} w={w:g} b={b:g} wb={wb:g} oov={o:g}")
-        rows.append((name, (kind, wb, o), {"lm_weight": w, "length_bonus": b}))
+                if kind == "char" else f"internal-LM subtraction {i:g}, b={b:g} (no external LM)" if kind == "ilm"
+                else f"word {a.order or 3}-gram {kind[5:]} w={w:g} b={b:g} wb={wb:g} oov={o:g}"
+                + (f" ilm={i:g}" if i else ""))
+        rows.append((name, fusion_of(*key)))
     test_encs = encode_all(model, test)
     lines += ["", f"test ({len(test)} utts), {a.model}, beam {a.beam}, decoded once per row; "
               f"95% CI: percentile bootstrap over utterances (n={a.n_boot})",
               f"{'AN4 test':<60} {'WER %':>7} {'95% CI':>15} {'CER %':>7}"]
-    for name, lm_key, fusion in rows:
-        if lm_key is not None and lm_key[0] != "none":
-            fusion = {**fusion, "lm": lm_for(*lm_key)}
+    for name, fusion in rows:
         hyps = decode_all(model, test_encs, a.beam, **fusion)
         lines.append(ci_row(name, hyps, test_refs, model.normalizer, a.n_boot))
         print(lines[-1], flush=True)
