@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
                     "e.g. '--config configs/asr/v2/stage2.yaml --model.init_args.init_from lstm-rnnt-an4-so762'")
     ap.add_argument("--design", default=None, help="Markdown file: from the paper vs our choice")
     ap.add_argument("--beam-size", type=int, default=4)
+    ap.add_argument("--beam-defaults", default=None, metavar="K=V,...",
+                    help="beam-search settings stored in config.json's `decoding` block and used by every beam "
+                         "decoding of the model, e.g. ilm_weight=0.1,length_bonus=0.5 (choose them on dev)")
+    ap.add_argument("--beam-defaults-note", default="", help="where the --beam-defaults were chosen (card)")
     ap.add_argument("--train-note", default="", help="Markdown appended to the training section")
     ap.add_argument("--results-extra", default=None,
                     help="Markdown file appended to the results section (e.g. reports/cca_pareto/cca_pareto.md); "
@@ -101,6 +105,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def parse_beam_defaults(text: str) -> dict[str, float]:
+    """'ilm_weight=0.1,length_bonus=0.5' -> {'ilm_weight': 0.1, 'length_bonus': 0.5} (known keys only)."""
+    from zoo.models.transducer import BEAM_DEFAULT_KEYS
+
+    out = {}
+    for part in filter(None, text.split(",")):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in BEAM_DEFAULT_KEYS:
+            raise ZooError(f"--beam-defaults: unknown setting {key!r} — use {', '.join(BEAM_DEFAULT_KEYS)}")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise ZooError(f"--beam-defaults: {key} needs a number (got {value!r})") from None
+    return out
+
+
 def release(args) -> Path:
     torch.manual_seed(0)
     out = Path(args.out) if args.out else REPO / "checkpoints" / args.name
@@ -111,8 +132,11 @@ def release(args) -> Path:
     ckpts = best_checkpoints(args.ckpt, args.average) if args.average else args.ckpt
     export_checkpoint(ckpts, out, name=args.name)
     args.train_yaml = yaml.safe_load(train_cfg.read_text()) or {}  # read once: the card's recipe and data
-    model = load_folder(out)
     cfg = json.loads((out / "config.json").read_text())
+    if args.beam_defaults:
+        cfg["decoding"] = {**parse_beam_defaults(args.beam_defaults), "chosen_on": args.beam_defaults_note}
+        atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
+    model = load_folder(out)
     cfg["release"] = {"description": args.description or previous_description(out, args.name)}  # what `zoo list` shows: the bundled folders are the registry
     if is_multitalker(model):
         report, cfg["results"], results_md, recipe_md, eval_file = multitalker_results(args, model, train_cfg)
@@ -180,6 +204,17 @@ def asr_results(args, model):
     return _asr_results_sets(args, model, sets)
 
 
+def beam_note(model, args) -> str:
+    """The card's sentence on the beam settings stored in config.json (empty without them)."""
+    d = model.beam_defaults
+    if not d:
+        return ""
+    what = ", ".join(f"`{k}` {v:g}" for k, v in d.items())
+    return (f"Beam {args.beam_size} uses the decoding settings stored in config.json ({what}: internal-LM "
+            f"subtraction and a per-token length bonus, no external LM){'; ' + args.beam_defaults_note if args.beam_defaults_note else ''}. "
+            "Greedy and streaming decoding do not use them.\n\n")
+
+
 def _asr_results_sets(args, model, sets: list[str]):
 
     reports, per_set, rows = [], {}, []
@@ -227,7 +262,7 @@ resamples of utterances (and of speakers).
 | streamed text identical to batch greedy text | {100 * st['equals_batch_greedy']:.0f}% of utterances |
 | parameters | {head['num_parameters']:,} |
 
-RTF depends on the CPU; it was measured on the 2-core machine that trained the model. Side by side with the
+{beam_note(model, args)}RTF depends on the CPU; it was measured on the 2-core machine that trained the model. Side by side with the
 other releases and the pocketsphinx peer: `python benchmarks/asr.py` (README).
 """
     tc = args.train_yaml

@@ -194,3 +194,24 @@ def test_internal_lm_subtraction(net, encs):
         assert net.decode(enc, lens, 4, ilm_weight=0.7) == [sub]
         changed += sub != plain
     assert changed  # the subtraction moves some hypothesis, so the equalities above mean something
+
+
+def test_beam_defaults_from_config_json(net, an4_wavs, tmp_path):
+    """A model folder's config.json ``decoding`` block sets beam search's length bonus and internal-LM weight
+    (what a release chose on dev); greedy ignores it, explicit arguments override it, unknown keys are refused."""
+    from zoo import from_pretrained
+    from zoo.models.base import model_config, save_pretrained
+
+    paths = [str(p) for p in an4_wavs[:4]]
+    folder = save_pretrained(net, tmp_path / "m", config=model_config(net, decoding={
+        "ilm_weight": 0.7, "length_bonus": 0.5, "chosen_on": "AN4 dev"}))
+    m = from_pretrained(folder)
+    assert m.beam_defaults == {"length_bonus": 0.5, "ilm_weight": 0.7}
+    fused = m.transcribe(paths, beam_size=4)
+    assert fused == net.transcribe(paths, beam_size=4, ilm_weight=0.7, length_bonus=0.5)
+    assert fused != net.transcribe(paths, beam_size=4)  # the settings change something here
+    assert m.transcribe(paths, beam_size=4, ilm_weight=0.0, length_bonus=0.0) == net.transcribe(paths, beam_size=4)
+    assert m.transcribe(paths) == net.transcribe(paths)  # greedy: untouched
+    m.zoo_config["decoding"] = {"ilm": 0.1}
+    with pytest.raises(ZooError, match="unknown keys"):
+        m.transcribe(paths, beam_size=4)

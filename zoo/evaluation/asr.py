@@ -123,6 +123,9 @@ def evaluate_asr(model, items: list[dict], beam_size: int = 4, chunk_ms: float =
         out["stream"]["equals_batch_greedy"] = (sum(a == b for a, b in zip(rtf["texts"], hyps_by["greedy"]))
                                                 / len(items))
     out["streaming"] = model.streaming_info(chunk_ms)
+    defaults = getattr(model, "beam_defaults", {})
+    if defaults and beam_size > 1:
+        out["decoding_settings"] = defaults
     out["num_parameters"] = sum(p.numel() for p in model.parameters())
     out["hyps"] = hyps_by
     return out
@@ -138,6 +141,9 @@ def format_report(name: str, split: str, r: dict) -> str:
         ci = v['ci_utt']
         lines.append(f"{k:<10} {100 * v['wer']:>7.2f} {100 * ci['low']:>7.2f}-{100 * ci['high']:<7.2f} "
                      f"{100 * v['ci_spk']['low']:>7.2f}-{100 * v['ci_spk']['high']:<7.2f} {100 * v['cer']:>7.2f}")
+    if r.get("decoding_settings"):
+        lines.append("beam search with the model's decoding settings (config.json): "
+                     + ", ".join(f"{k} {v:g}" for k, v in r["decoding_settings"].items()))
     s = r.get("stream")
     if s is None:
         lines.append(f"parameters: {r['num_parameters']:,}")

@@ -37,6 +37,9 @@ StreamResultT = TypeVar("StreamResultT", default=StreamResult)
 """What a streaming session's ``accept_waveform`` / ``finalize`` return (``StreamResult`` here)."""
 
 
+BEAM_DEFAULT_KEYS = ("length_bonus", "ilm_weight")
+
+
 @register_architecture("transducer", task="asr")
 class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
     """An RNN-T speech recogniser over raw audio.
@@ -194,6 +197,16 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
             raise ValueError("a model with a cohort input needs the batch's cohort ids (see cohort_ids)")
         return self.cohort(feats, cohort)
 
+    @property
+    def beam_defaults(self) -> dict[str, float]:
+        """Beam-search settings shipped in config.json's ``decoding`` block (``length_bonus``, ``ilm_weight``,
+        chosen on dev at release), used by ``transcribe`` with ``beam_size`` > 1 unless given; {} if none."""
+        block = self.zoo_config.get("decoding") or {}
+        bad = sorted(set(block) - set(BEAM_DEFAULT_KEYS) - {"chosen_on"})
+        if bad:
+            raise ZooError(f"config.json 'decoding' has unknown keys {bad} (known: {list(BEAM_DEFAULT_KEYS)})")
+        return {k: float(block[k]) for k in BEAM_DEFAULT_KEYS if k in block}
+
     def decode(self, enc: torch.Tensor, lengths: torch.Tensor, beam_size: int = 1, lm=None,
                lm_weight: float = 0.0, length_bonus: float = 0.0, ilm_weight: float = 0.0) -> list[list[int]]:
         """Token ids per utterance: greedy for ``beam_size`` 1 without fusion, else modified beam search
@@ -208,18 +221,22 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
     @torch.inference_mode()
     def transcribe(self, inputs: Sequence | str | torch.Tensor, sample_rate: int | None = None,
                    batch_size: int = 8, beam_size: int = 1, progress: bool = False, lm=None,
-                   lm_weight: float = 0.0, length_bonus: float = 0.0, ilm_weight: float = 0.0,
+                   lm_weight: float = 0.0, length_bonus: float | None = None, ilm_weight: float | None = None,
                    cohort=None) -> list[OutputT]:
         """Transcribe audio files (paths) or waveforms ((S,) or (C, S) with ``sample_rate``).
 
         Returns one string per input, in order. ``lm`` (``zoo.models.lm.CharNgramLM`` or ``WordNgramLM`` over
         this model's characters), ``lm_weight`` and ``length_bonus``: shallow fusion in beam search;
-        ``ilm_weight``: subtract that much of the internal LM estimate (defaults: none of these).
+        ``ilm_weight``: subtract that much of the internal LM estimate. With ``beam_size`` > 1, a ``length_bonus`` /
+        ``ilm_weight`` left at None takes the model's ``beam_defaults`` (else 0); greedy decoding never uses them.
         ``cohort`` (models with a cohort input): one id for every input, or one per input (-1: unknown); None:
         each input's cohort is found from its audio (nearest centroid).
         """
         if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
             raise ZooError(f"beam_size must be a whole number >= 1 (1 = greedy; got {beam_size!r})")
+        defaults = self.beam_defaults if beam_size > 1 else {}
+        length_bonus = defaults.get("length_bonus", 0.0) if length_bonus is None else length_bonus
+        ilm_weight = defaults.get("ilm_weight", 0.0) if ilm_weight is None else ilm_weight
         fusion: dict = {}
         if lm is not None or lm_weight or length_bonus or ilm_weight:
             if lm is None and lm_weight:
