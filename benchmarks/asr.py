@@ -86,14 +86,16 @@ def score(hyps: list[str], items: list[dict], n_boot: int) -> dict:
             "words": er["words"]}
 
 
-def bench_model(name: str, sets: dict, timing_set: str, chunk_ms: float, threads: int, n_boot: int) -> dict:
+def bench_model(name: str, sets: dict, timing_set: str, chunk_ms: float, threads: int, n_boot: int,
+                beam_size: int = 1) -> dict:
     from zoo.hub import from_pretrained
 
     model = from_pretrained(name)
-    row = {"name": name, "params": sum(p.numel() for p in model.parameters()), "sets": {}}
+    row = {"name": name, "params": sum(p.numel() for p in model.parameters()), "sets": {}, "beam_size": beam_size,
+           "decoding": model.beam_defaults if beam_size > 1 else {}}
     for key, items in sets.items():
         t0 = time.perf_counter()
-        row["sets"][key] = score(transcribe_items(model, items), items, n_boot)
+        row["sets"][key] = score(transcribe_items(model, items, beam_size=beam_size), items, n_boot)
         _log(f"{name} on {key}: WER {100 * row['sets'][key]['wer']:.2f}% ({time.perf_counter() - t0:.0f} s)")
     wavs = [load_item_audio(it, model.sample_rate) for it in sets[timing_set]]
     row["rtf"] = streaming_rtf(model, wavs, chunk_ms, threads=threads)["rtf"]
@@ -168,7 +170,9 @@ def format_tables(rows: list[dict], sets: dict, timing_set: str, args) -> str:
     best = {k: min((p["sets"][k]["wer"] for p in peers), default=None) for k in sets}
     lim = f", first {args.limit} per set" if args.limit else ""
     lines = [f"Eval sets{lim}:"] + [f"  {k:<15} {SETS[k][0]} ({len(v)} utts)" for k, v in sets.items()]
-    lines.append("WER % [95% CI over utterances], greedy, no external LM for zoo models; "
+    how = ("greedy" if args.beam_size == 1 else f"beam {args.beam_size} with each model's config.json decoding "
+           "settings (internal-LM subtraction, length bonus; chosen on dev) where it ships them")
+    lines.append(f"WER % [95% CI over utterances], {how}, no external LM for zoo models; "
                  "x = WER / best peer WER on that set")
     width = max([24] + [len(r["name"]) for r in rows])
     head = f"{'model':<{width}} {'params':>7}"
@@ -231,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-lm", default="domain", choices=["domain", "joint"],
                     help="pocketsphinx LM: 'domain' = AN4 transcripts for the AN4-domain sets (an4, an4-8k, "
                     "alphanumeric), speechocean762 transcripts for speechocean762; 'joint' = both, for every set")
+    ap.add_argument("--beam-size", type=int, default=1, help="zoo models: 1 = greedy (default); N > 1 = beam N with "
+                    "each model's shipped decoding settings (config.json `decoding`)")
     ap.add_argument("--json", default=None, help="also write every number here")
     ap.add_argument("--reuse", default=None, metavar="JSON",
                     help="take the rows of systems already measured in an earlier --json file (same sets, same "
@@ -238,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error(f"--limit must be at least 1 (got {args.limit})")
+    if args.beam_size < 1:
+        ap.error(f"--beam-size must be at least 1 (got {args.beam_size})")
     sets = {}
     for k in dict.fromkeys(args.sets):
         items = load_eval_set(data_dir=args.data_dir, **SETS[k][1])
@@ -245,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     timing_set = "an4" if "an4" in sets else next(iter(sets))
     names = released_asr_models() if args.models is None else args.models
     reused = load_reused_rows(args.reuse, sets, args) if args.reuse else {}
-    rows = [reused[n] if n in reused else bench_model(n, sets, timing_set, args.chunk_ms, args.threads, args.n_boot)
+    reused = {n: r for n, r in reused.items() if n in PEERS or r.get("beam_size", 1) == args.beam_size}
+    rows = [reused[n] if n in reused else bench_model(n, sets, timing_set, args.chunk_ms, args.threads, args.n_boot,
+                                                      args.beam_size)
             for n in names]
     note = None
     peers = [] if args.no_peers else list(dict.fromkeys(args.peers))
@@ -276,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(args.json, json.dumps({"sets": {k: {"title": SETS[k][0], "utterances": len(v)}
                                                           for k, v in sets.items()},
                                                  "limit": args.limit, "threads": args.threads,
-                                                 "chunk_ms": args.chunk_ms, "rows": rows}, indent=2))
+                                                 "chunk_ms": args.chunk_ms, "beam_size": args.beam_size,
+                                                 "rows": rows}, indent=2))
     return 0
 
 

@@ -231,3 +231,29 @@ def test_benchmark_reuses_rows_of_an_earlier_run(tiny_folder, an4_root, capsys, 
 
     with pytest.raises(ZooError, match="other sets"):  # a different --limit is not the same measurement
         bench.main(base[:4] + ["--limit", "2"] + base[6:] + ["--reuse", str(first)])
+
+
+def test_benchmark_beam_uses_the_shipped_decoding_settings(tiny_net, an4_root, tmp_path, capsys, monkeypatch):
+    """--beam-size N: zoo rows decode with beam N and the model's config.json decoding block; a greedy row of an
+    earlier --json is not reused for a beam run."""
+    from zoo.models.base import model_config, save_pretrained
+
+    bench = _bench()
+    folder = save_pretrained(tiny_net, tmp_path / "m", config=model_config(tiny_net, decoding={"length_bonus": 1.5}))
+    base = ["--models", str(folder), "--sets", "an4", "--limit", "2", "--n-boot", "20",
+            "--data-dir", str(an4_root.parent), "--no-peers"]
+    greedy_json, beam_json = tmp_path / "g.json", tmp_path / "b.json"
+    assert bench.main(base + ["--json", str(greedy_json)]) == 0
+    assert bench.main(base + ["--beam-size", "3", "--reuse", str(greedy_json), "--json", str(beam_json)]) == 0
+    out = capsys.readouterr().out
+    g, b = (json.loads(p.read_text())["rows"][0] for p in (greedy_json, beam_json))
+    assert (g["beam_size"], g["decoding"]) == (1, {}) and (b["beam_size"], b["decoding"]) == (3, {"length_bonus": 1.5})
+    assert "beam 3 with each model's config.json decoding settings" in out and "taken from" not in out
+    from zoo import from_pretrained
+    from zoo.evaluation.asr import load_eval_set, transcribe_items
+
+    items = load_eval_set("an4", "test", data_dir=an4_root.parent)[:2]
+    hyps = transcribe_items(from_pretrained(folder), items, beam_size=3)
+    assert b["sets"]["an4"]["wer"] == bench.score(hyps, items, 20)["wer"]
+    with pytest.raises(SystemExit):
+        bench.main(base + ["--beam-size", "0"])

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import load_script
 from zoo.errors import ZooError
+
+from helpers import load_script
 
 
 def test_parse_beam_defaults():
