@@ -92,7 +92,7 @@ def bench_model(name: str, sets: dict, timing_set: str, chunk_ms: float, threads
 
     model = from_pretrained(name)
     row = {"name": name, "params": sum(p.numel() for p in model.parameters()), "sets": {}, "beam_size": beam_size,
-           "decoding": model.beam_defaults if beam_size > 1 else {}}
+           "decoding": model.decoding_defaults(beam_size)}
     for key, items in sets.items():
         t0 = time.perf_counter()
         row["sets"][key] = score(transcribe_items(model, items, beam_size=beam_size), items, n_boot)
@@ -170,8 +170,8 @@ def format_tables(rows: list[dict], sets: dict, timing_set: str, args) -> str:
     best = {k: min((p["sets"][k]["wer"] for p in peers), default=None) for k in sets}
     lim = f", first {args.limit} per set" if args.limit else ""
     lines = [f"Eval sets{lim}:"] + [f"  {k:<15} {SETS[k][0]} ({len(v)} utts)" for k, v in sets.items()]
-    how = ("greedy" if args.beam_size == 1 else f"beam {args.beam_size} with each model's config.json decoding "
-           "settings (internal-LM subtraction, length bonus; chosen on dev) where it ships them")
+    how = (("greedy" if args.beam_size == 1 else f"beam {args.beam_size}") + " with each model's config.json "
+           "decoding settings (internal-LM subtraction, length bonus; chosen on dev) where it ships them")
     lines.append(f"WER % [95% CI over utterances], {how}, no external LM for zoo models; "
                  "x = WER / best peer WER on that set")
     width = max([24] + [len(r["name"]) for r in rows])
@@ -235,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-lm", default="domain", choices=["domain", "joint"],
                     help="pocketsphinx LM: 'domain' = AN4 transcripts for the AN4-domain sets (an4, an4-8k, "
                     "alphanumeric), speechocean762 transcripts for speechocean762; 'joint' = both, for every set")
-    ap.add_argument("--beam-size", type=int, default=1, help="zoo models: 1 = greedy (default); N > 1 = beam N with "
-                    "each model's shipped decoding settings (config.json `decoding`)")
+    ap.add_argument("--beam-size", type=int, default=1, help="zoo models: 1 = greedy (default); N > 1 = beam N; "
+                    "either with the model's shipped decoding settings (config.json `decoding`)")
     ap.add_argument("--json", default=None, help="also write every number here")
     ap.add_argument("--reuse", default=None, metavar="JSON",
                     help="take the rows of systems already measured in an earlier --json file (same sets, same "

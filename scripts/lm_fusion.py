@@ -37,26 +37,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from zoo.data.corpora import corpus_cuts  # noqa: E402
-from zoo.evaluation.asr import load_eval_set, load_item_audio  # noqa: E402
+from zoo.evaluation.asr import decode_encoded as decode_all  # noqa: E402
+from zoo.evaluation.asr import encode_items as encode_all  # noqa: E402
+from zoo.evaluation.asr import load_eval_set  # noqa: E402
 from zoo.hub import from_pretrained  # noqa: E402
 from zoo.io import print_report  # noqa: E402
 from zoo.metrics.wer import bootstrap_wer, error_rates  # noqa: E402
 from zoo.models.lm import CharNgramLM, WordNgramLM, perplexity  # noqa: E402
 from zoo.text import get_normalizer  # noqa: E402
-
-
-@torch.inference_mode()
-def encode_all(model, items) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    out = []
-    for it in items:
-        wav = load_item_audio(it, model.sample_rate)
-        out.append(model.encode(wav[None], torch.tensor([wav.numel()])))
-    return out
-
-
-@torch.inference_mode()
-def decode_all(model, encs, beam: int, **fusion) -> list[str]:
-    return [model.tokenizer.decode(model.decode(enc, lens, beam, **fusion)[0]) for enc, lens in encs]
 
 
 def transcripts(corpora: list[str], norm, data_dir) -> list[str]:

@@ -75,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                     "e.g. '--config configs/asr/v2/stage2.yaml --model.init_args.init_from lstm-rnnt-an4-so762'")
     ap.add_argument("--design", default=None, help="Markdown file: from the paper vs our choice")
     ap.add_argument("--beam-size", type=int, default=4)
-    ap.add_argument("--beam-defaults", default=None, metavar="K=V,...",
-                    help="beam-search settings stored in config.json's `decoding` block and used by every beam "
-                         "decoding of the model, e.g. ilm_weight=0.1,length_bonus=0.5 (choose them on dev)")
-    ap.add_argument("--beam-defaults-note", default="", help="where the --beam-defaults were chosen (card)")
+    ap.add_argument("--greedy-settings", default=None, metavar="K=V,...",
+                    help="greedy (and streaming) decoding settings stored in config.json's `decoding` block, e.g. "
+                         "ilm_weight=0.3,length_bonus=0.5 (choose them on dev: scripts/tune_decoding.py)")
+    ap.add_argument("--beam-settings", default=None, metavar="K=V,...", help="the same for beam search")
+    ap.add_argument("--settings-note", default="", help="where the decoding settings were chosen (card)")
     ap.add_argument("--train-note", default="", help="Markdown appended to the training section")
     ap.add_argument("--results-extra", default=None,
                     help="Markdown file appended to the results section (e.g. reports/cca_pareto/cca_pareto.md); "
@@ -105,20 +106,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def parse_beam_defaults(text: str) -> dict[str, float]:
+def parse_settings(text: str, flag: str = "--greedy-settings") -> dict[str, float]:
     """'ilm_weight=0.1,length_bonus=0.5' -> {'ilm_weight': 0.1, 'length_bonus': 0.5} (known keys only)."""
-    from zoo.models.transducer import BEAM_DEFAULT_KEYS
+    from zoo.models.transducer import DECODING_KEYS
 
     out = {}
     for part in filter(None, text.split(",")):
         key, _, value = part.partition("=")
         key = key.strip()
-        if key not in BEAM_DEFAULT_KEYS:
-            raise ZooError(f"--beam-defaults: unknown setting {key!r} — use {', '.join(BEAM_DEFAULT_KEYS)}")
+        if key not in DECODING_KEYS:
+            raise ZooError(f"{flag}: unknown setting {key!r} — use {', '.join(DECODING_KEYS)}")
         try:
             out[key] = float(value)
         except ValueError:
-            raise ZooError(f"--beam-defaults: {key} needs a number (got {value!r})") from None
+            raise ZooError(f"{flag}: {key} needs a number (got {value!r})") from None
     return out
 
 
@@ -133,8 +134,10 @@ def release(args) -> Path:
     export_checkpoint(ckpts, out, name=args.name)
     args.train_yaml = yaml.safe_load(train_cfg.read_text()) or {}  # read once: the card's recipe and data
     cfg = json.loads((out / "config.json").read_text())
-    if args.beam_defaults:
-        cfg["decoding"] = {**parse_beam_defaults(args.beam_defaults), "chosen_on": args.beam_defaults_note}
+    if args.greedy_settings or args.beam_settings:
+        cfg["decoding"] = {"greedy": parse_settings(args.greedy_settings or ""),
+                           "beam": parse_settings(args.beam_settings or "", "--beam-settings"),
+                           "chosen_on": args.settings_note}
         atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
     model = load_folder(out)
     cfg["release"] = {"description": args.description or previous_description(out, args.name)}  # what `zoo list` shows: the bundled folders are the registry
@@ -205,14 +208,16 @@ def asr_results(args, model):
 
 
 def beam_note(model, args) -> str:
-    """The card's sentence on the beam settings stored in config.json (empty without them)."""
-    d = model.beam_defaults
-    if not d:
+    """The card's sentence on the decoding settings stored in config.json (empty without them)."""
+    modes = {"greedy and streaming": model.decoding_defaults(1), f"beam {args.beam_size}":
+             model.decoding_defaults(args.beam_size)}
+    if not any(modes.values()):
         return ""
-    what = ", ".join(f"`{k}` {v:g}" for k, v in d.items())
-    return (f"Beam {args.beam_size} uses the decoding settings stored in config.json ({what}: internal-LM "
-            f"subtraction and a per-token length bonus, no external LM){'; ' + args.beam_defaults_note if args.beam_defaults_note else ''}. "
-            "Greedy and streaming decoding do not use them.\n\n")
+    what = "; ".join(f"{m}: " + (", ".join(f"`{k}` {v:g}" for k, v in d.items()) or "plain")
+                     for m, d in modes.items())
+    note = f" ({args.settings_note})" if args.settings_note else ""
+    return (f"Decoding uses the settings stored in config.json's `decoding` block — {what} — internal-LM "
+            f"subtraction and a per-token length bonus, no external LM, chosen on dev{note}.\n\n")
 
 
 def _asr_results_sets(args, model, sets: list[str]):

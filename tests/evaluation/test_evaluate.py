@@ -239,7 +239,8 @@ def test_benchmark_beam_uses_the_shipped_decoding_settings(tiny_net, an4_root, t
     from zoo.models.base import model_config, save_pretrained
 
     bench = _bench()
-    folder = save_pretrained(tiny_net, tmp_path / "m", config=model_config(tiny_net, decoding={"length_bonus": 1.5}))
+    cfg = model_config(tiny_net, decoding={"beam": {"length_bonus": 1.5}})
+    folder = save_pretrained(tiny_net, tmp_path / "m", config=cfg)
     base = ["--models", str(folder), "--sets", "an4", "--limit", "2", "--n-boot", "20",
             "--data-dir", str(an4_root.parent), "--no-peers"]
     greedy_json, beam_json = tmp_path / "g.json", tmp_path / "b.json"

@@ -196,22 +196,61 @@ def test_internal_lm_subtraction(net, encs):
     assert changed  # the subtraction moves some hypothesis, so the equalities above mean something
 
 
-def test_beam_defaults_from_config_json(net, an4_wavs, tmp_path):
-    """A model folder's config.json ``decoding`` block sets beam search's length bonus and internal-LM weight
-    (what a release chose on dev); greedy ignores it, explicit arguments override it, unknown keys are refused."""
+def test_decoding_settings_from_config_json(net, an4_wavs, tmp_path):
+    """A model folder's config.json ``decoding`` block sets the length bonus and internal-LM weight of greedy
+    decoding (and streaming: still identical to batch greedy) and of beam search, as a release chose them on dev;
+    explicit arguments override them, unknown keys are refused."""
     from zoo import from_pretrained
     from zoo.models.base import model_config, save_pretrained
 
     paths = [str(p) for p in an4_wavs[:4]]
     folder = save_pretrained(net, tmp_path / "m", config=model_config(net, decoding={
-        "ilm_weight": 0.7, "length_bonus": 0.5, "chosen_on": "AN4 dev"}))
+        "greedy": {"ilm_weight": 0.9, "length_bonus": 1.0}, "beam": {"ilm_weight": 0.7, "length_bonus": 0.5},
+        "chosen_on": "AN4 dev"}))
     m = from_pretrained(folder)
-    assert m.beam_defaults == {"length_bonus": 0.5, "ilm_weight": 0.7}
-    fused = m.transcribe(paths, beam_size=4)
-    assert fused == net.transcribe(paths, beam_size=4, ilm_weight=0.7, length_bonus=0.5)
-    assert fused != net.transcribe(paths, beam_size=4)  # the settings change something here
+    assert m.decoding_defaults(1) == {"length_bonus": 1.0, "ilm_weight": 0.9}
+    assert m.decoding_defaults(4) == {"length_bonus": 0.5, "ilm_weight": 0.7}
+    beam = m.transcribe(paths, beam_size=4)
+    assert beam == net.transcribe(paths, beam_size=4, ilm_weight=0.7, length_bonus=0.5)
+    assert beam != net.transcribe(paths, beam_size=4)  # the settings change something here
     assert m.transcribe(paths, beam_size=4, ilm_weight=0.0, length_bonus=0.0) == net.transcribe(paths, beam_size=4)
-    assert m.transcribe(paths) == net.transcribe(paths)  # greedy: untouched
-    m.zoo_config["decoding"] = {"ilm": 0.1}
+    greedy = m.transcribe(paths)
+    assert greedy == net.transcribe(paths, ilm_weight=0.9, length_bonus=1.0) != net.transcribe(paths)
+    from zoo.audio import load_audio
+
+    for p, text in zip(paths, greedy):  # streaming uses the greedy settings: streamed == batch
+        assert m.stream_transcribe(load_audio(p, 16000)) == text
+    m.zoo_config["decoding"] = {"greedy": {"ilm": 0.1}}
     with pytest.raises(ZooError, match="unknown keys"):
-        m.transcribe(paths, beam_size=4)
+        m.transcribe(paths)
+
+
+def test_greedy_internal_lm_subtraction_is_the_argmax_of_the_corrected_scores(net, encs):
+    """greedy_search with ilm_weight / length_bonus picks, at each step, the argmax of log p - w * log p_ILM + b
+    over non-blank tokens vs log p(blank): checked against a one-utterance reference loop."""
+    from zoo.models.decoding import greedy_search, init_greedy_state, internal_lm_log_probs
+
+    def reference(enc, t_len, w, b):
+        st, hyp = init_greedy_state(net, 1), []
+        enc_p = net.joiner.enc_proj(enc)
+        for t in range(t_len):
+            for _ in range(5):
+                lp = torch.log_softmax(net.joiner(enc_p[:, t], st.pred_proj, projected=True), -1)
+                lp[:, 1:] += b - w * internal_lm_log_probs(net, st.pred_proj)
+                tok = int(lp.argmax(-1))
+                if tok == 0:
+                    break
+                out, st.pred_state = net.predictor.step(torch.tensor([tok]), st.pred_state)
+                st.pred_proj = net.joiner.pred_proj(out)
+                hyp.append(tok)
+        return hyp
+
+    changed = 0
+    with torch.no_grad():
+        for enc, lens in encs:
+            plain = greedy_search(net, enc, lens).hyps[0]
+            assert greedy_search(net, enc, lens, ilm_weight=0.0, length_bonus=0.0).hyps[0] == plain
+            got = greedy_search(net, enc, lens, ilm_weight=0.8, length_bonus=0.5).hyps[0]
+            assert got == reference(enc, int(lens[0]), 0.8, 0.5)
+            changed += got != plain
+    assert changed

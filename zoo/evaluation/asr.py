@@ -100,6 +100,23 @@ def streaming_rtf(model, wavs: list[torch.Tensor], chunk_ms: float = 160.0, thre
             "chunk_ms": chunk_ms, "texts": texts}
 
 
+@torch.inference_mode()
+def encode_items(model, items: list[dict]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each item's encoder output ((1, T', D), (1,)), one utterance at a time: for scripts that decode the same
+    audio many times (decoding-setting grids) without re-running the encoder."""
+    out = []
+    for it in items:
+        wav = load_item_audio(it, model.sample_rate)
+        out.append(model.encode(wav[None], torch.tensor([wav.numel()])))
+    return out
+
+
+@torch.inference_mode()
+def decode_encoded(model, encs: list[tuple[torch.Tensor, torch.Tensor]], beam: int, **settings) -> list[str]:
+    """Texts of ``encode_items`` outputs, decoded with ``model.decode(..., beam, **settings)``."""
+    return [model.tokenizer.decode(model.decode(enc, lens, beam, **settings)[0]) for enc, lens in encs]
+
+
 def evaluate_asr(model, items: list[dict], beam_size: int = 4, chunk_ms: float = 160.0, n_boot: int = 1000,
                  progress: bool = False, stream: bool = True) -> dict:
     """All headline numbers of an ASR model on ``items`` (see ``load_eval_set``); ``stream=False`` skips the
@@ -123,9 +140,10 @@ def evaluate_asr(model, items: list[dict], beam_size: int = 4, chunk_ms: float =
         out["stream"]["equals_batch_greedy"] = (sum(a == b for a, b in zip(rtf["texts"], hyps_by["greedy"]))
                                                 / len(items))
     out["streaming"] = model.streaming_info(chunk_ms)
-    defaults = getattr(model, "beam_defaults", {})
-    if defaults and beam_size > 1:
-        out["decoding_settings"] = defaults
+    settings = {"greedy": model.decoding_defaults(1), f"beam{beam_size}": model.decoding_defaults(beam_size)} \
+        if hasattr(model, "decoding_defaults") else {}
+    if any(settings.values()):
+        out["decoding_settings"] = settings
     out["num_parameters"] = sum(p.numel() for p in model.parameters())
     out["hyps"] = hyps_by
     return out
@@ -142,8 +160,9 @@ def format_report(name: str, split: str, r: dict) -> str:
         lines.append(f"{k:<10} {100 * v['wer']:>7.2f} {100 * ci['low']:>7.2f}-{100 * ci['high']:<7.2f} "
                      f"{100 * v['ci_spk']['low']:>7.2f}-{100 * v['ci_spk']['high']:<7.2f} {100 * v['cer']:>7.2f}")
     if r.get("decoding_settings"):
-        lines.append("beam search with the model's decoding settings (config.json): "
-                     + ", ".join(f"{k} {v:g}" for k, v in r["decoding_settings"].items()))
+        lines.append("the model's decoding settings (config.json, chosen on dev): " + "; ".join(
+            f"{mode} " + (", ".join(f"{k} {v:g}" for k, v in d.items()) or "plain")
+            for mode, d in r["decoding_settings"].items()))
     s = r.get("stream")
     if s is None:
         lines.append(f"parameters: {r['num_parameters']:,}")

@@ -24,10 +24,20 @@ def init_greedy_state(net, batch_size: int, device=None) -> GreedyState:
                        [[] for _ in range(batch_size)])
 
 
+def internal_lm_log_probs(net, pred_proj: torch.Tensor) -> torch.Tensor:
+    """Internal LM estimate (Meng et al. 2021, ILME): the joiner with the acoustic term removed, renormalised
+    over non-blank tokens. pred_proj (H, J) projected predictor outputs -> (H, V - 1) log-probs of ids 1..V-1."""
+    logits = net.joiner(net.joiner.enc_proj.bias.expand_as(pred_proj), pred_proj, projected=True)
+    return torch.log_softmax(logits[:, 1:], -1)
+
+
 @torch.no_grad()
 def greedy_search(net, enc: torch.Tensor, lengths: torch.Tensor, state: GreedyState | None = None,
-                  frame_offset: int = 0, max_symbols: int = 5) -> GreedyState:
-    """Greedy decoding of enc (B, T, D) with valid lengths (B,); continues from ``state``."""
+                  frame_offset: int = 0, max_symbols: int = 5, ilm_weight: float = 0.0,
+                  length_bonus: float = 0.0) -> GreedyState:
+    """Greedy decoding of enc (B, T, D) with valid lengths (B,); continues from ``state``. With ``ilm_weight`` /
+    ``length_bonus``, each non-blank token's log-prob gets ``length_bonus - ilm_weight * log p_ILM`` before the
+    argmax (see ``beam_search``); 0 / 0 is plain greedy."""
     b, t_max, _ = enc.shape
     if state is None:
         state = init_greedy_state(net, b, enc.device)
@@ -38,6 +48,11 @@ def greedy_search(net, enc: torch.Tensor, lengths: torch.Tensor, state: GreedySt
             break
         for _ in range(max_symbols):
             logits = net.joiner(enc_p[:, t], state.pred_proj, projected=True)
+            if ilm_weight or length_bonus:
+                logits = torch.log_softmax(logits, -1)
+                logits[:, 1:] += length_bonus
+                if ilm_weight:
+                    logits[:, 1:] -= ilm_weight * internal_lm_log_probs(net, state.pred_proj)
             tok = logits.argmax(-1)
             emit = (tok != 0) & active
             if not emit.any():
@@ -50,13 +65,6 @@ def greedy_search(net, enc: torch.Tensor, lengths: torch.Tensor, state: GreedySt
                 state.hyps[i].append(int(tok[i]))
                 state.frames[i].append(frame_offset + t)
     return state
-
-
-def internal_lm_log_probs(net, pred_proj: torch.Tensor) -> torch.Tensor:
-    """Internal LM estimate (Meng et al. 2021, ILME): the joiner with the acoustic term removed, renormalised
-    over non-blank tokens. pred_proj (H, J) projected predictor outputs -> (H, V - 1) log-probs of ids 1..V-1."""
-    logits = net.joiner(net.joiner.enc_proj.bias.expand_as(pred_proj), pred_proj, projected=True)
-    return torch.log_softmax(logits[:, 1:], -1)
 
 
 @torch.no_grad()

@@ -37,7 +37,7 @@ StreamResultT = TypeVar("StreamResultT", default=StreamResult)
 """What a streaming session's ``accept_waveform`` / ``finalize`` return (``StreamResult`` here)."""
 
 
-BEAM_DEFAULT_KEYS = ("length_bonus", "ilm_weight")
+DECODING_KEYS = ("length_bonus", "ilm_weight")
 
 
 @register_architecture("transducer", task="asr")
@@ -197,24 +197,27 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
             raise ValueError("a model with a cohort input needs the batch's cohort ids (see cohort_ids)")
         return self.cohort(feats, cohort)
 
-    @property
-    def beam_defaults(self) -> dict[str, float]:
-        """Beam-search settings shipped in config.json's ``decoding`` block (``length_bonus``, ``ilm_weight``,
-        chosen on dev at release), used by ``transcribe`` with ``beam_size`` > 1 unless given; {} if none."""
+    def decoding_defaults(self, beam_size: int = 1) -> dict[str, float]:
+        """Decoding settings shipped in config.json's ``decoding`` block, chosen on dev at release:
+        ``{"greedy": {...}, "beam": {...}}`` with ``length_bonus`` / ``ilm_weight`` (see ``greedy_search``,
+        ``beam_search``). Those of greedy decoding (and streaming) for ``beam_size`` 1, else of beam search;
+        {} if none. ``transcribe`` and streaming sessions use them unless told otherwise."""
         block = self.zoo_config.get("decoding") or {}
-        bad = sorted(set(block) - set(BEAM_DEFAULT_KEYS) - {"chosen_on"})
+        bad = sorted(set(block) - {"greedy", "beam", "chosen_on"})
+        bad += [f"{m}.{k}" for m in ("greedy", "beam") for k in sorted(set(block.get(m) or {}) - set(DECODING_KEYS))]
         if bad:
-            raise ZooError(f"config.json 'decoding' has unknown keys {bad} (known: {list(BEAM_DEFAULT_KEYS)})")
-        return {k: float(block[k]) for k in BEAM_DEFAULT_KEYS if k in block}
+            raise ZooError(f"config.json 'decoding' has unknown keys {bad} (known: greedy / beam with "
+                           f"{', '.join(DECODING_KEYS)}, chosen_on)")
+        mode = block.get("greedy" if beam_size <= 1 else "beam") or {}
+        return {k: float(mode[k]) for k in DECODING_KEYS if k in mode}
 
     def decode(self, enc: torch.Tensor, lengths: torch.Tensor, beam_size: int = 1, lm=None,
                lm_weight: float = 0.0, length_bonus: float = 0.0, ilm_weight: float = 0.0) -> list[list[int]]:
-        """Token ids per utterance: greedy for ``beam_size`` 1 without fusion, else modified beam search
-        (shallow fusion with ``lm`` at ``lm_weight``, ``length_bonus`` per token and internal-LM subtraction at
-        ``ilm_weight``; see ``beam_search``)."""
-        fused = (lm is not None and lm_weight != 0.0) or length_bonus != 0.0 or ilm_weight != 0.0
-        if beam_size <= 1 and not fused:
-            return greedy_search(self, enc, lengths).hyps
+        """Token ids per utterance: greedy for ``beam_size`` 1 without an external LM, else modified beam search
+        (shallow fusion with ``lm`` at ``lm_weight``); both take ``length_bonus`` per token and internal-LM
+        subtraction at ``ilm_weight`` (see ``greedy_search`` / ``beam_search``)."""
+        if beam_size <= 1 and (lm is None or lm_weight == 0.0):
+            return greedy_search(self, enc, lengths, ilm_weight=ilm_weight, length_bonus=length_bonus).hyps
         return [beam_search(self, enc[i], int(lengths[i]), beam_size, lm=lm, lm_weight=lm_weight,
                             length_bonus=length_bonus, ilm_weight=ilm_weight) for i in range(enc.shape[0])]
 
@@ -227,14 +230,14 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
 
         Returns one string per input, in order. ``lm`` (``zoo.models.lm.CharNgramLM`` or ``WordNgramLM`` over
         this model's characters), ``lm_weight`` and ``length_bonus``: shallow fusion in beam search;
-        ``ilm_weight``: subtract that much of the internal LM estimate. With ``beam_size`` > 1, a ``length_bonus`` /
-        ``ilm_weight`` left at None takes the model's ``beam_defaults`` (else 0); greedy decoding never uses them.
+        ``ilm_weight``: subtract that much of the internal LM estimate. A ``length_bonus`` / ``ilm_weight`` left at
+        None takes the model's ``decoding_defaults(beam_size)`` (else 0).
         ``cohort`` (models with a cohort input): one id for every input, or one per input (-1: unknown); None:
         each input's cohort is found from its audio (nearest centroid).
         """
         if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size < 1:
             raise ZooError(f"beam_size must be a whole number >= 1 (1 = greedy; got {beam_size!r})")
-        defaults = self.beam_defaults if beam_size > 1 else {}
+        defaults = self.decoding_defaults(beam_size)
         length_bonus = defaults.get("length_bonus", 0.0) if length_bonus is None else length_bonus
         ilm_weight = defaults.get("ilm_weight", 0.0) if ilm_weight is None else ilm_weight
         fusion: dict = {}
@@ -314,6 +317,7 @@ class StreamingSession(Generic[StreamResultT]):
             raise ZooError("chunk_ms must be positive")
         self.model = model.eval()
         self.chunk = max(1, int(round(model.sample_rate * chunk_ms / 1000)))
+        self._settings = model.decoding_defaults(1)  # the greedy settings: streamed text == batch greedy text
         self.reset()
 
     def reset(self) -> None:
@@ -379,7 +383,7 @@ class StreamingSession(Generic[StreamResultT]):
     def _decode(self, enc: torch.Tensor | None) -> None:
         if enc is not None and enc.shape[1]:
             greedy_search(self.model, enc, torch.tensor([enc.shape[1]], device=enc.device), self._dec,
-                          frame_offset=self._t)
+                          frame_offset=self._t, **self._settings)
             self._t += enc.shape[1]
 
     def _result(self) -> StreamResultT:
