@@ -57,7 +57,13 @@ def fit_block(args) -> str:
     else:  # the released model's own resolved config, shipped beside its weights
         fit = f"--config checkpoints/{args.name}/train_config.yaml"
         rel = f"--ckpt {root}/checkpoints/last.ckpt"
-    return (f"```bash\nzoo fit {fit} --trainer.default_root_dir {root}\n"
+    tune = ""
+    if getattr(args, "greedy_settings", None) or getattr(args, "beam_settings", None):
+        tune = f"python scripts/tune_decoding.py --model {args.name}   # dev only: the decoding settings below\n"
+        for flag, val in (("--greedy-settings", args.greedy_settings), ("--beam-settings", args.beam_settings)):
+            if val:
+                rel += f" {flag} {val}"
+    return (f"```bash\nzoo fit {fit} --trainer.default_root_dir {root}\n{tune}"
             f"python scripts/release_asr.py {rel} --name {args.name} --description '<one line>' "
             f"--config {root}/config.yaml\n```")
 
