@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="Markdown file appended to the results section (e.g. reports/cca_pareto/cca_pareto.md); "
                          "the PNG files beside it are copied into the model folder so its image links work")
     ap.add_argument("--out", default=None, help="model folder to write (default checkpoints/<name>)")
+    ap.add_argument("--force", action="store_true", help="replace an earlier model folder at --out (re-release)")
     ap.add_argument("--data-dir", default=None, help="corpus location (default $ZOO_DATA or ../shared/data)")
     ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     ap.add_argument("--recipe", default=None,
@@ -137,7 +138,7 @@ def release(args) -> Path:
     if not train_cfg.is_file():
         raise ZooError(f"training config not found: {args.config}")
     ckpts = best_checkpoints(args.ckpt, args.average) if args.average else args.ckpt
-    export_checkpoint(ckpts, out, name=args.name)
+    export_checkpoint(ckpts, out, name=args.name, force=args.force)
     args.train_yaml = yaml.safe_load(train_cfg.read_text()) or {}  # read once: the card's recipe and data
     cfg = json.loads((out / "config.json").read_text())
     if args.greedy_settings or args.beam_settings:
