@@ -380,7 +380,9 @@ def plot(rows: list[dict], path: Path, title: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("inputs", nargs="+", help="run folders, .ckpt files, model folders or model names")
-    ap.add_argument("--split", default="test", choices=["test", "dev"], help="AN4 split")
+    ap.add_argument("--split", default="test", choices=["test", "dev"], help="corpus split")
+    ap.add_argument("--corpora", nargs="+", default=["an4"], choices=["an4", "speechocean762", "alphanumeric"],
+                    help="the split of each, pooled (default an4; recipe-v2 models: an4 speechocean762, their dev)")
     ap.add_argument("--manifest", default=None, help="a JSONL manifest instead of an AN4 split")
     ap.add_argument("--limit", type=int, default=None, help="first N utterances only (quick looks)")
     ap.add_argument("--repeats", type=int, default=5, help="interleaved timing passes per mode")
@@ -395,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default="reports/cca_pareto")
     args = ap.parse_args(argv)
 
-    items = load_eval_set(None if args.manifest else "an4", args.split, manifest=args.manifest)
+    items = load_eval_set(None, manifest=args.manifest) if args.manifest else \
+        [it for c in args.corpora for it in load_eval_set(c, args.split)]
     if args.limit:
         items = items[:args.limit]
     torch.manual_seed(0)
@@ -411,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         if r["kind"] == "window" and r["flops_analytic"] != r["flops_counted"]:
             print(f"  warning: {r['name']}: analytic FLOPs {r['flops_analytic']} != counted {r['flops_counted']}")
     base = find_baseline(rows, args.baseline)
-    where = args.manifest or f"AN4 {args.split}"
+    names = {"an4": "AN4", "speechocean762": "speechocean762", "alphanumeric": "alphanumeric"}
+    where = args.manifest or f"{' + '.join(names[c] for c in args.corpora)} {args.split}"
     title = (f"{where} ({len(items)} utterances): greedy WER vs encoder FLOPs; wall-clock at {args.threads} thread(s), "
              f"median of {args.repeats} interleaved passes")
     table = format_table(rows, base)
