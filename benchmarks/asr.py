@@ -203,6 +203,18 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def same_decoding(name: str, row: dict, beam_size: int) -> bool:
+    """Whether an earlier row of a zoo model was decoded as it would be now (beam size, shipped settings)."""
+    from zoo.hub import from_pretrained
+
+    if row.get("beam_size", 1) != beam_size:
+        return False
+    try:
+        return from_pretrained(name).decoding_defaults(beam_size) == row.get("decoding", {})
+    except Exception:  # noqa: BLE001  (a model that no longer loads is measured again, and fails there)
+        return False
+
+
 def load_reused_rows(path: str, sets: dict, args) -> dict[str, dict]:
     """Rows of an earlier ``--json`` run, by system name; refused unless it measured the same sets, utterance
     counts, limit, chunk size and threads."""
@@ -253,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     timing_set = "an4" if "an4" in sets else next(iter(sets))
     names = released_asr_models() if args.models is None else args.models
     reused = load_reused_rows(args.reuse, sets, args) if args.reuse else {}
-    reused = {n: r for n, r in reused.items() if n in PEERS or r.get("beam_size", 1) == args.beam_size}
+    reused = {n: r for n, r in reused.items() if n in PEERS or same_decoding(n, r, args.beam_size)}
     rows = [reused[n] if n in reused else bench_model(n, sets, timing_set, args.chunk_ms, args.threads, args.n_boot,
                                                       args.beam_size)
             for n in names]

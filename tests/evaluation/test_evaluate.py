@@ -250,6 +250,7 @@ def test_benchmark_beam_uses_the_shipped_decoding_settings(tiny_net, an4_root, t
     g, b = (json.loads(p.read_text())["rows"][0] for p in (greedy_json, beam_json))
     assert (g["beam_size"], g["decoding"]) == (1, {}) and (b["beam_size"], b["decoding"]) == (3, {"length_bonus": 1.5})
     assert "beam 3 with each model's config.json decoding settings" in out and "taken from" not in out
+    assert bench.same_decoding(str(folder), b, 3) and not bench.same_decoding(str(folder), {**b, "decoding": {}}, 3)
     from zoo import from_pretrained
     from zoo.evaluation.asr import load_eval_set, transcribe_items
 
