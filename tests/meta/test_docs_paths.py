@@ -51,8 +51,13 @@ def produced(cmd: str) -> list[str]:
                 root = (cfg.get("trainer") or {}).get("default_root_dir")
                 if root:
                     out.append(root)
-    if len(toks) > 3 and (toks[:2] == ["zoo", "export"] or toks[1].endswith("cca_init_from_allon.py")):
+    if len(toks) > 3 and toks[:2] == ["zoo", "export"]:
         out.append([t for t in toks[2:] if not t.startswith("-")][-1])  # zoo export CKPT... OUT_DIR
+    if len(toks) > 3 and toks[1].endswith(("cca_init_from_allon.py", "convrnnt_faithful_init.py")):
+        args = [t for i, t in enumerate(toks[2:], 2) if not t.startswith("-") and toks[i - 1] != "--window"]
+        out.append(args[1])  # SRC OUT [--window W] [--no-gates]
+    if toks and toks[0] == "bash" and "cca_v2_sweep.sh" in cmd:
+        out.append(toks[-1] if toks[-1].startswith("exp/") else "exp/cca_v2")
     if toks and toks[0] == "bash" and "sv_seeds.sh" in cmd:
         out.append(toks[-1] if toks[-1].startswith("exp/") else "exp/sv_v2")
     return out
