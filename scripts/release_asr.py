@@ -63,7 +63,8 @@ def fit_block(args) -> str:
         for flag, val in (("--greedy-settings", args.greedy_settings), ("--beam-settings", args.beam_settings)):
             if val:
                 rel += f" {flag} {val}"
-    return (f"```bash\nzoo fit {fit} --trainer.default_root_dir {root}\n{tune}"
+    prep = f"{args.prepare}\n" if getattr(args, "prepare", "") else ""
+    return (f"```bash\n{prep}zoo fit {fit} --trainer.default_root_dir {root}\n{tune}"
             f"python scripts/release_asr.py {rel} --name {args.name} --description '<one line>' "
             f"--config {root}/config.yaml\n```")
 
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                          "ilm_weight=0.3,length_bonus=0.5 (choose them on dev: scripts/tune_decoding.py)")
     ap.add_argument("--beam-settings", default=None, metavar="K=V,...", help="the same for beam search")
     ap.add_argument("--settings-note", default="", help="where the decoding settings were chosen (card)")
+    ap.add_argument("--prepare", default="", help="a command the card shows before `zoo fit` (e.g. the init folder's)")
     ap.add_argument("--train-note", default="", help="Markdown appended to the training section")
     ap.add_argument("--results-extra", default=None,
                     help="Markdown file appended to the results section (e.g. reports/cca_pareto/cca_pareto.md); "
