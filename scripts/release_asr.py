@@ -63,6 +63,9 @@ def fit_block(args) -> str:
         for flag, val in (("--greedy-settings", args.greedy_settings), ("--beam-settings", args.beam_settings)):
             if val:
                 rel += f" {flag} {val}"
+    if getattr(args, "turn_gap", None) is not None:
+        rel += f" --turn-gap {args.turn_gap:g}"
+        tune += f"python scripts/tune_turn_gap.py --model {args.name}   # dev only: the turn gap below\n"
     prep = f"{args.prepare}\n" if getattr(args, "prepare", "") else ""
     return (f"```bash\n{prep}zoo fit {fit} --trainer.default_root_dir {root}\n{tune}"
             f"python scripts/release_asr.py {rel} --name {args.name} --description '<one line>' "
@@ -104,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="an4",
                     help="comma-separated eval sets, the first is the headline (and the streaming measurement): "
                          + ", ".join(EVAL_SETS) + " (default an4)")
+    ap.add_argument("--turn-gap", type=float, default=None, metavar="S",
+                    help="multi-talker baseline (no turn tokens): the turn gap to ship, chosen on dev "
+                         "(scripts/tune_turn_gap.py); default: the training config's")
     ap.add_argument("--sessions", type=int, default=None,
                     help="multi-talker only: sessions of the test set (default: the fixed 200; smoke tests)")
     args = ap.parse_args(argv)
@@ -147,6 +153,11 @@ def release(args) -> Path:
         cfg["decoding"] = {"greedy": parse_settings(args.greedy_settings or ""),
                            "beam": parse_settings(args.beam_settings or "", "--beam-settings"),
                            "chosen_on": args.settings_note}
+        atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
+    if args.turn_gap is not None:
+        if cfg["model"].get("turn_tokens", True):
+            raise ZooError("--turn-gap is for a multi-talker baseline without turn tokens")
+        cfg["model"]["turn_gap_s"] = float(args.turn_gap)
         atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
     model = load_folder(out)
     cfg["release"] = {"description": args.description or previous_description(out, args.name)}  # what `zoo list` shows: the bundled folders are the registry
