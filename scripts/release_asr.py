@@ -138,6 +138,18 @@ def parse_settings(text: str, flag: str = "--greedy-settings") -> dict[str, floa
     return out
 
 
+def checkpoint_model_config(ckpts) -> dict:
+    """The ``model`` block of the (first) checkpoint's zoo_config, read before anything is written."""
+    first = Path(ckpts[0] if isinstance(ckpts, (list, tuple)) else ckpts)
+    if not first.is_file():
+        raise ZooError(f"checkpoint not found: {first}")
+    try:
+        ck = torch.load(first, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (any unreadable file: one line)
+        raise ZooError(f"cannot read {first} as a Lightning checkpoint: {e}") from None
+    return (ck.get("zoo_config") or {}).get("model") or {}
+
+
 def release(args) -> Path:
     torch.manual_seed(0)
     out = Path(args.out) if args.out else REPO / "checkpoints" / args.name
@@ -146,6 +158,8 @@ def release(args) -> Path:
     if not train_cfg.is_file():
         raise ZooError(f"training config not found: {args.config}")
     ckpts = best_checkpoints(args.ckpt, args.average) if args.average else args.ckpt
+    if args.turn_gap is not None and checkpoint_model_config(ckpts).get("turn_tokens", True):
+        raise ZooError("--turn-gap is for a multi-talker baseline trained without turn tokens (turn_tokens: false)")
     export_checkpoint(ckpts, out, name=args.name, force=args.force)
     args.train_yaml = yaml.safe_load(train_cfg.read_text()) or {}  # read once: the card's recipe and data
     cfg = json.loads((out / "config.json").read_text())
@@ -155,8 +169,6 @@ def release(args) -> Path:
                            "chosen_on": args.settings_note}
         atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
     if args.turn_gap is not None:
-        if cfg["model"].get("turn_tokens", True):
-            raise ZooError("--turn-gap is for a multi-talker baseline without turn tokens")
         cfg["model"]["turn_gap_s"] = float(args.turn_gap)
         atomic_write_text(out / "config.json", json.dumps(cfg, indent=2) + "\n")
     model = load_folder(out)

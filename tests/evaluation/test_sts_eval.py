@@ -228,7 +228,8 @@ def test_release_writes_a_complete_folder(tmp_path, data_dir, items, turn_tokens
     code = _run(REPO / "scripts" / "release_asr.py", [
         "--ckpt", str(_ckpt(tmp_path / "last.ckpt", turn_tokens)), "--name", "sts-tiny", "--config",
         "configs/ci/sts_tiny.yaml", "--out", str(out), "--sessions", "3", "--n-boot", "100", "--data-dir", data_dir,
-        "--design", f"model_cards/{design}.design.md", "--train-minutes", "40"])
+        "--design", f"model_cards/{design}.design.md", "--train-minutes", "40",
+        *([] if turn_tokens else ["--turn-gap", "0.4"])], )
     assert code == 0
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "train_config.yaml", "README.md",
                                               "eval_an4mix_test.txt"}
@@ -258,6 +259,8 @@ def test_release_writes_a_complete_folder(tmp_path, data_dir, items, turn_tokens
     # the folder loads and reproduces its numbers
     model = from_pretrained(out)
     assert isinstance(model, STSASR) and model.turn_tokens is turn_tokens
+    if not turn_tokens:  # the dev-chosen gap is shipped, and the card's release command passes it
+        assert model.turn_gap_s == 0.4 and "--turn-gap 0.4" in card
     again = evaluate_multitalker(model, items[:3], n_boot=100)
     assert again["all"]["cpwer"]["wer"] == pytest.approx(cp)
     assert again["all"]["turn_counting_accuracy"] == pytest.approx(a["turn_counting_accuracy"])
@@ -272,6 +275,9 @@ def test_release_errors(tmp_path, capsys):
     code = _run(script, ["--ckpt", str(_ckpt(tmp_path / "c.ckpt", True)), "--name", "x", "--config", "nope.yaml",
                          "--out", str(tmp_path / "x")])
     assert "training config not found" in _one_error_line(capsys, code)
+    code = _run(script, ["--ckpt", str(_ckpt(tmp_path / "c.ckpt", True)), "--name", "x", "--config",
+                         "configs/ci/sts_tiny.yaml", "--out", str(tmp_path / "x"), "--turn-gap", "0.5"])
+    assert "--turn-gap is for a multi-talker baseline" in _one_error_line(capsys, code)
     assert not (tmp_path / "x").exists()
 
 
