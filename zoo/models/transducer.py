@@ -383,7 +383,8 @@ class StreamingSession(Generic[StreamResultT]):
     def _decode(self, enc: torch.Tensor | None) -> None:
         if enc is not None and enc.shape[1]:
             greedy_search(self.model, enc, torch.tensor([enc.shape[1]], device=enc.device), self._dec,
-                          frame_offset=self._t, **self._settings)
+                          frame_offset=self._t, ilm_weight=self._settings.get("ilm_weight", 0.0),
+                          length_bonus=self._settings.get("length_bonus", 0.0))
             self._t += enc.shape[1]
 
     def _result(self) -> StreamResultT:
