@@ -392,8 +392,8 @@ def main(argv: list[str] | None = None) -> int:
                     "timing (0: skip it)")
     ap.add_argument("--baseline", default=None, help="the all-on reference input (default: the one with gated: false)")
     ap.add_argument("--choose", type=float, default=0.03, metavar="REL",
-                    help="name the gated run with the fewest FLOPs within REL relative WER of the baseline "
-                         "(run it on --split dev; default 0.03)")
+                    help="with --split dev: name the gated run with the fewest FLOPs within REL relative WER of "
+                         "the baseline (default 0.03); never applied to test")
     ap.add_argument("--out-dir", default="reports/cca_pareto")
     args = ap.parse_args(argv)
 
@@ -422,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     notes = [f"FLOPs % and wall %: vs the same weights with all gates on and full attention span; "
              f"WER x / FLOPs x: vs {base['name'] if base else '(no all-on run given)'}; * = on the Pareto front"]
     notes += verdict(rows)
-    chosen = choose(rows, base, args.choose)
-    if base is not None:
+    chosen = choose(rows, base, args.choose) if args.split == "dev" and not args.manifest else None
+    if base is not None and args.split == "dev" and not args.manifest:  # choices are made on dev only
         notes.append(f"choice on {where}: " + (f"{chosen['name']} ({_label(chosen)}), the fewest FLOPs within "
                                                 f"{100 * args.choose:g}% relative WER of {base['name']}" if chosen
                                                 else f"no gated run within {100 * args.choose:g}% relative WER"))
