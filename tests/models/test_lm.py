@@ -220,6 +220,13 @@ def test_decoding_settings_from_config_json(net, an4_wavs, tmp_path):
 
     for p, text in zip(paths, greedy):  # streaming uses the greedy settings: streamed == batch
         assert m.stream_transcribe(load_audio(p, 16000)) == text
+    import os
+
+    os.environ["ZOO_DECODING"] = "plain"  # reproduces results made before the settings shipped
+    try:
+        assert m.decoding_defaults(1) == {} and m.transcribe(paths) == net.transcribe(paths)
+    finally:
+        del os.environ["ZOO_DECODING"]
     m.zoo_config["decoding"] = {"greedy": {"ilm": 0.1}}
     with pytest.raises(ZooError, match="unknown keys"):
         m.transcribe(paths)

@@ -201,8 +201,11 @@ class TransducerASR(ZooModel, Generic[OutputT, StreamResultT]):
         """Decoding settings shipped in config.json's ``decoding`` block, chosen on dev at release:
         ``{"greedy": {...}, "beam": {...}}`` with ``length_bonus`` / ``ilm_weight`` (see ``greedy_search``,
         ``beam_search``). Those of greedy decoding (and streaming) for ``beam_size`` 1, else of beam search;
-        {} if none. ``transcribe`` and streaming sessions use them unless told otherwise."""
+        {} if none, or with the environment variable ``ZOO_DECODING=plain``. ``transcribe`` and streaming sessions
+        use them unless told otherwise."""
         block = self.zoo_config.get("decoding") or {}
+        if os.environ.get("ZOO_DECODING", "") == "plain":  # reproduce results made before a model shipped settings
+            return {}
         bad = sorted(set(block) - {"greedy", "beam", "chosen_on"})
         bad += [f"{m}.{k}" for m in ("greedy", "beam") for k in sorted(set(block.get(m) or {}) - set(DECODING_KEYS))]
         if bad:
