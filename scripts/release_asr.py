@@ -56,7 +56,8 @@ def fit_block(args) -> str:
             rel += f" --fit-extra '{args.fit_extra}'"
     else:  # the released model's own resolved config, shipped beside its weights
         fit = f"--config checkpoints/{args.name}/train_config.yaml"
-        rel = f"--ckpt {root}/checkpoints/last.ckpt"
+        ckpt = Path(str(args.ckpt))
+        rel = f"--ckpt {root}/checkpoints/{ckpt.name if ckpt.suffix == '.ckpt' else 'last.ckpt'}"
     tune = ""
     if getattr(args, "greedy_settings", None) or getattr(args, "beam_settings", None):
         tune = f"python scripts/tune_decoding.py --model {args.name}   # dev only: the decoding settings below\n"
