@@ -24,13 +24,13 @@ for arm in $ARMS; do
   run=$ROOT/$arm
   if [ -f "$run/checkpoints/last.ckpt" ]; then echo "$arm: trained"; continue; fi
   lam=0 win=0 gates=yes
-  case $arm in
-    allon) gates=no ;;
-    lam*) lam=${arm#lam} ;;
-    win*_lam*) win=${arm%%_lam*}; win=${win#win}; lam=${arm##*_lam} ;;
-    win*) win=${arm#win}; gates=no ;;
-    *) echo "error: unknown arm '$arm' — use allon, lam<L>, win<W> or win<W>_lam<L>" >&2; exit 2 ;;
-  esac
+  num='[0-9]+([.][0-9]+)?'
+  if [ "$arm" = allon ]; then gates=no
+  elif [[ $arm =~ ^lam($num)$ ]]; then lam=${BASH_REMATCH[1]}
+  elif [[ $arm =~ ^win([0-9]+)_lam($num)$ ]]; then win=${BASH_REMATCH[1]}; lam=${BASH_REMATCH[2]}
+  elif [[ $arm =~ ^win([0-9]+)$ ]]; then win=${BASH_REMATCH[1]}; gates=no
+  else echo "error: unknown arm '$arm' — use allon, lam<L>, win<W> or win<W>_lam<L>" >&2; exit 2
+  fi
   if [ "$arm" = allon ]; then init=$ALLON
   else
     init=$ROOT/init_w${win}$([ $gates = no ] && echo _nogates || true)
