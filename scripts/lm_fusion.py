@@ -25,8 +25,6 @@ rows; then AN4 test is decoded once per row: no LM, bonus alone, char LM, word L
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -41,7 +39,7 @@ from zoo.evaluation.asr import decode_encoded as decode_all  # noqa: E402
 from zoo.evaluation.asr import encode_items as encode_all  # noqa: E402
 from zoo.evaluation.asr import load_eval_set  # noqa: E402
 from zoo.hub import from_pretrained  # noqa: E402
-from zoo.io import print_report  # noqa: E402
+from zoo.io import command_header, print_report  # noqa: E402
 from zoo.metrics.wer import bootstrap_wer, error_rates  # noqa: E402
 from zoo.models.lm import CharNgramLM, WordNgramLM, perplexity  # noqa: E402
 from zoo.text import get_normalizer  # noqa: E402
@@ -144,8 +142,7 @@ def main_word(a) -> int:
     dev = load_eval_set("an4", "dev", data_dir=a.data_dir)
     test = load_eval_set("an4", "test", data_dir=a.data_dir)
     dev_refs, test_refs = [it["text"] for it in dev], [it["text"] for it in test]
-    cmd = " ".join(shlex.quote(x) for x in ["python", *sys.argv])
-    lines = [f"$ OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} {cmd}", ""]
+    lines = [command_header(sys.argv), ""]
     wlms = {}
     for data in a.word_lm_data:
         t = time.perf_counter()

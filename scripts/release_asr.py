@@ -27,7 +27,7 @@ from zoo.errors import ZooError
 from zoo.evaluation.asr import TEST_SETS, evaluate_asr, format_report, load_eval_set
 from zoo.evaluation.multitalker import is_multitalker
 from zoo.hub.cards import render_card
-from zoo.hub.export import best_checkpoints, export_checkpoint
+from zoo.hub.export import best_checkpoints, export_checkpoint, load_checkpoint
 from zoo.io import atomic_write_text
 from zoo.models.base import load_folder
 
@@ -59,15 +59,15 @@ def fit_block(args) -> str:
         ckpt = Path(str(args.ckpt))
         rel = f"--ckpt {root}/checkpoints/{ckpt.name if ckpt.suffix == '.ckpt' else 'last.ckpt'}"
     tune = ""
-    if getattr(args, "greedy_settings", None) or getattr(args, "beam_settings", None):
+    if args.greedy_settings or args.beam_settings:
         tune = f"python scripts/tune_decoding.py --model {args.name}   # dev only: the decoding settings below\n"
         for flag, val in (("--greedy-settings", args.greedy_settings), ("--beam-settings", args.beam_settings)):
             if val:
                 rel += f" {flag} {val}"
-    if getattr(args, "turn_gap", None) is not None:
+    if args.turn_gap is not None:
         rel += f" --turn-gap {args.turn_gap:g}"
         tune += f"python scripts/tune_turn_gap.py --model {args.name}   # dev only: the turn gap below\n"
-    prep = f"{args.prepare}\n" if getattr(args, "prepare", "") else ""
+    prep = f"{args.prepare}\n" if args.prepare else ""
     return (f"```bash\n{prep}zoo fit {fit} --trainer.default_root_dir {root}\n{tune}"
             f"python scripts/release_asr.py {rel} --name {args.name} --description '<one line>' "
             f"--config {root}/config.yaml\n```")
@@ -141,13 +141,7 @@ def parse_settings(text: str, flag: str = "--greedy-settings") -> dict[str, floa
 
 def checkpoint_model_config(ckpts) -> dict:
     """The ``model`` block of the (first) checkpoint's zoo_config, read before anything is written."""
-    first = Path(ckpts[0] if isinstance(ckpts, (list, tuple)) else ckpts)
-    if not first.is_file():
-        raise ZooError(f"checkpoint not found: {first}")
-    try:
-        ck = torch.load(first, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  (any unreadable file: one line)
-        raise ZooError(f"cannot read {first} as a Lightning checkpoint: {e}") from None
+    ck = load_checkpoint(Path(ckpts[0] if isinstance(ckpts, (list, tuple)) else ckpts))
     return (ck.get("zoo_config") or {}).get("model") or {}
 
 

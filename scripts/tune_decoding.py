@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from zoo.evaluation.asr import decode_encoded, encode_items, load_eval_set  # noqa: E402
 from zoo.hub import from_pretrained  # noqa: E402
-from zoo.io import print_report  # noqa: E402
+from zoo.io import command_header, print_report  # noqa: E402
 from zoo.metrics.wer import error_rates  # noqa: E402
 
 
@@ -53,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     dev = {c: load_eval_set(c, "dev", data_dir=a.data_dir)[:a.limit] for c in a.corpora}
     encs = {c: encode_items(model, items) for c, items in dev.items()}
-    cmd = " ".join(shlex.quote(x) for x in ["python", *(sys.argv if argv is None else ["scripts/tune_decoding.py", *argv])])
-    lines = [f"$ OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} {cmd}", "",
+    lines = [command_header(sys.argv if argv is None else ["scripts/tune_decoding.py", *argv]), "",
              f"{a.model}: dev WER % per corpus ({', '.join(f'{c} {len(v)} utts' for c, v in dev.items())}); "
              "w: internal-LM weight subtracted, bonus: per non-blank token",
              f"{'decoding':<9} {'w':>4} {'bonus':>5} " + " ".join(f"{c[:14]:>14}" for c in dev) + f" {'mean':>7}"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -52,6 +53,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def command_header(argv: list[str]) -> str:
+    """The first line of a report: ``$ OMP_NUM_THREADS=<as set> python <argv...>`` (shell-quoted)."""
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    return f"$ OMP_NUM_THREADS={threads} " + " ".join(shlex.quote(x) for x in ["python", *argv])
 
 
 def print_report(lines: list[str], out: str | os.PathLike | None = None) -> str:

@@ -140,8 +140,7 @@ def evaluate_asr(model, items: list[dict], beam_size: int = 4, chunk_ms: float =
         out["stream"]["equals_batch_greedy"] = (sum(a == b for a, b in zip(rtf["texts"], hyps_by["greedy"]))
                                                 / len(items))
     out["streaming"] = model.streaming_info(chunk_ms)
-    settings = {"greedy": model.decoding_defaults(1), f"beam{beam_size}": model.decoding_defaults(beam_size)} \
-        if hasattr(model, "decoding_defaults") else {}
+    settings = {"greedy": model.decoding_defaults(1), f"beam{beam_size}": model.decoding_defaults(beam_size)}
     if any(settings.values()):
         out["decoding_settings"] = settings
     out["num_parameters"] = sum(p.numel() for p in model.parameters())

@@ -11,7 +11,8 @@ import torch
 from zoo.errors import ModelFolderError, ZooError
 
 
-def _load_ckpt(p: Path) -> dict:
+def load_checkpoint(p: Path) -> dict:
+    """A zoo Lightning checkpoint (weights only); a folder, a missing or an unreadable file is one ZooError."""
     if p.is_dir():
         raise ZooError(f"{p} is a folder; give the .ckpt file written by zoo fit (e.g. {p}/last.ckpt), "
                        "or --average N to average its N best checkpoints")
@@ -31,7 +32,7 @@ def best_checkpoints(folder: str | Path, n: int) -> list[Path]:
     folder = Path(folder)
     if n < 1:
         raise ZooError(f"--average needs a positive number of checkpoints, got {n}")
-    last = _load_ckpt(folder / "last.ckpt") if (folder / "last.ckpt").is_file() else None
+    last = load_checkpoint(folder / "last.ckpt") if (folder / "last.ckpt").is_file() else None
     if last is None:
         raise ZooError(f"{folder} has no last.ckpt: give the checkpoints folder of a zoo fit run")
     for key, state in (last.get("callbacks") or {}).items():
@@ -69,9 +70,9 @@ def net_from_checkpoint(ckpt_path: str | Path | list, average: list | None = Non
     from zoo.text import build_tokenizer
 
     p = Path(ckpt_path)
-    ckpt = _load_ckpt(p)
+    ckpt = load_checkpoint(p)
     if average:
-        others = [_load_ckpt(Path(a)) for a in average]
+        others = [load_checkpoint(Path(a)) for a in average]
         ckpt["state_dict"] = average_state_dicts([ckpt["state_dict"]] + [o.get("state_dict", {}) for o in others])
     cfg = ckpt.get("zoo_config") if isinstance(ckpt, dict) else None
     if not isinstance(cfg, dict) or not isinstance(ckpt.get("state_dict"), dict):
