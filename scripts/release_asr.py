@@ -304,7 +304,10 @@ other releases and the pocketsphinx peer: `python benchmarks/asr.py` (README).
     avg = (f"the average of the {args.average} best checkpoints by dev WER (`--average {args.average}`)"
            if args.average else "the checkpoint given")
     init = ((tc.get("model") or {}).get("init_args") or {}).get("init_from")
-    start = f"Started from `{init}` and trained" if init else "Trained from scratch"
+    if init and str(init).startswith("exp/") and args.prepare:  # a run folder: name what makes it, not the path
+        start = "Started from the folder that the first command below writes, and trained"
+    else:
+        start = f"Started from `{init}` and trained" if init else "Trained from scratch"
     recipe_md = f"""{start} on a 2-core CPU{{t}} on a weighted mix of corpora (passes per epoch: {corpora}), each
 corpus's dev speakers held out (AN4: 8 of 74 train speakers; speechocean762: 16 of 125, both age groups and
 genders). Released weights: {avg}.
